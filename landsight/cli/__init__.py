@@ -1,0 +1,1 @@
+"""The `landsight` command line: thin commands over the library."""

@@ -1,0 +1,29 @@
+"""One exception hierarchy. Messages name the offending value and the fix; the CLI exits 2 on any of them."""
+
+
+class LandsightError(Exception):
+    """Root of every error landsight raises on purpose."""
+
+
+class RasterError(LandsightError, OSError):
+    """An image or mask raster is missing, unreadable, corrupt or does not fit the task."""
+
+
+class LabelError(LandsightError, ValueError):
+    """Vector labels are missing, empty, in an unusable CRS or carry unknown classes."""
+
+
+class ConfigError(LandsightError, ValueError):
+    """A config file or option value is invalid."""
+
+
+class CheckpointError(LandsightError, ValueError):
+    """A model file is not a landsight model or does not fit the input."""
+
+
+class OutputExistsError(LandsightError, FileExistsError):
+    """An output exists and --overwrite was not given."""
+
+
+class MissingExtraError(LandsightError, ImportError):
+    """An optional dependency group is not installed."""

@@ -1,0 +1,1 @@
+"""Reading rasters by windows, band specs, statistics and window grids. Never imports torch."""

@@ -1,0 +1,125 @@
+"""Which bands a model reads, in which order, and how their values are normalized."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from landsight.errors import RasterError
+from landsight.imagery.io import read_valid_mask, read_window
+
+_DEFAULT_NAME = re.compile(r"^b\d+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BandSpec:
+    """Band selection: 1-based `indexes` into the raster and one name per selected band."""
+
+    indexes: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        """Number of bands the model reads."""
+        return len(self.indexes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for model files and provenance tags."""
+        return {"indexes": list(self.indexes), "names": list(self.names)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BandSpec:
+        """Inverse of `to_dict`."""
+        return cls(tuple(int(i) for i in data["indexes"]), tuple(str(n) for n in data["names"]))
+
+
+def parse_band_indexes(text: str | None) -> list[int] | None:
+    """Parse "1,2,3" into [1, 2, 3]; None stays None (all bands)."""
+    if text is None or text == "":
+        return None
+    try:
+        indexes = [int(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise RasterError(f"--bands {text!r} is not a comma-separated list of 1-based band numbers, e.g. 1,2,3") from exc
+    if any(i < 1 for i in indexes):
+        raise RasterError(f"--bands {text!r}: band numbers start at 1")
+    return indexes
+
+
+def band_spec_for(src: DatasetReader, indexes: Sequence[int] | None = None) -> BandSpec:
+    """The band spec of `src`: the selected (default all) bands, named by their descriptions or b1, b2..."""
+    chosen = tuple(indexes) if indexes else tuple(range(1, src.count + 1))
+    for i in chosen:
+        if i > src.count:
+            raise RasterError(f"band {i} requested but {src.name} has {src.count} band(s); choose from 1..{src.count}")
+    names = tuple((src.descriptions[i - 1] or f"b{i}") for i in chosen)
+    return BandSpec(chosen, names)
+
+
+def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[int] | None = None) -> BandSpec:
+    """Return the band spec to read from `src` for a model trained on `expected`; raise if they cannot match."""
+    spec = band_spec_for(src, indexes or (expected.indexes if max(expected.indexes) <= src.count else None))
+    if spec.count != expected.count:
+        raise RasterError(
+            f"the model reads {expected.count} band(s) {list(expected.names)} but {src.name} gives {spec.count} "
+            f"{list(spec.names)}; pass --bands with {expected.count} band numbers of this image in the model's order"
+        )
+    named = [(a, b) for a, b in zip(expected.names, spec.names, strict=True)
+             if not _DEFAULT_NAME.match(a) and not _DEFAULT_NAME.match(b)]
+    wrong = [(a, b) for a, b in named if a.lower() != b.lower()]
+    if wrong:
+        raise RasterError(
+            f"band names of {src.name} {list(spec.names)} do not match the model's {list(expected.names)}; "
+            "pass --bands to pick the image bands in the model's order"
+        )
+    return spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Per-band affine normalization: (value - mean) / std, in the band order of a BandSpec."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Normalize a (C, H, W) array to float32."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return (image.astype(np.float32) - mean) / std
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for model files and provenance tags."""
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalization:
+        """Inverse of `to_dict`."""
+        return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
+
+
+def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]], spec: BandSpec) -> Normalization:
+    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums)."""
+    total = np.zeros(spec.count)
+    total_sq = np.zeros(spec.count)
+    n = 0
+    for src, windows in sources:
+        for window in windows:
+            data = read_window(src, window, list(spec.indexes)).astype(np.float64)
+            valid = read_valid_mask(src, window, list(spec.indexes))
+            pixels = data[:, valid]
+            total += pixels.sum(axis=1)
+            total_sq += (pixels**2).sum(axis=1)
+            n += pixels.shape[1]
+    if n == 0:
+        raise RasterError("no valid pixels to compute band statistics from; check the image's nodata value")
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return Normalization(tuple(mean.tolist()), tuple(std.tolist()))

@@ -1,0 +1,109 @@
+"""Window grids over a raster: sliding windows with overlap, chip grids, and spatially blocked splits."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Iterator, Sequence
+
+from rasterio.windows import Window
+
+from landsight.errors import ConfigError
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    """Offsets of windows of `size` every `stride` pixels covering [0, length); the last one ends at `length`."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    starts.append(length - size)
+    return starts
+
+
+def sliding_windows(width: int, height: int, size: int, overlap: int = 0) -> Iterator[Window]:
+    """Windows of `size` x `size` px covering the raster, neighbours sharing `overlap` px; row-major order.
+
+    Windows never extend past the raster; when it is smaller than `size` in a dimension the window is clipped.
+    """
+    if overlap < 0 or overlap >= size:
+        raise ConfigError(f"overlap {overlap} px must be >= 0 and smaller than the window size {size} px")
+    stride = size - overlap
+    for row in _starts(height, size, stride):
+        for col in _starts(width, size, stride):
+            yield Window(col, row, min(size, width - col), min(size, height - row))
+
+
+def window_rows(width: int, height: int, size: int, overlap: int = 0) -> list[list[Window]]:
+    """`sliding_windows` grouped by row offset (one list per row of windows, top to bottom)."""
+    rows: dict[int, list[Window]] = {}
+    for window in sliding_windows(width, height, size, overlap):
+        rows.setdefault(int(window.row_off), []).append(window)
+    return [rows[key] for key in sorted(rows)]
+
+
+Box = tuple[int, int, int, int]
+"""A pixel rectangle (col0, row0, col1, row1), end-exclusive."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A spatially blocked split of one raster: validation chips on a grid inside `val_boxes`; training chips are
+    drawn anywhere in `region` that does not touch a validation box (see `sample_train_windows`)."""
+
+    region: Box
+    val_boxes: tuple[Box, ...]
+    val: tuple[Window, ...]
+    chip: int
+
+    def summary(self) -> str:
+        """One line for logs: region, number of validation blocks and chips."""
+        col0, row0, col1, row1 = self.region
+        return (f"region {col1 - col0}x{row1 - row0} px, {len(self.val_boxes)} validation block(s) "
+                f"-> {len(self.val)} validation chip(s) of {self.chip} px")
+
+
+def _intersects(a: Box, b: Box) -> bool:
+    return not (a[0] >= b[2] or a[2] <= b[0] or a[1] >= b[3] or a[3] <= b[1])
+
+
+def blocked_split(width: int, height: int, chip: int, val_fraction: float, seed: int = 0,
+                  region: Box | None = None) -> Split:
+    """Choose validation blocks of `chip` x `chip` px at random (seeded) until `val_fraction` of the region.
+
+    `region` (pixels) restricts everything to a sub-area, e.g. to keep a held-out part of the image unseen. Training
+    chips never overlap a validation block, so neighbouring chips never straddle the split.
+    """
+    region = region or (0, 0, width, height)
+    col0, row0, col1, row1 = region
+    if chip > col1 - col0 or chip > row1 - row0:
+        raise ConfigError(f"chip size {chip} px is larger than the training area ({col1 - col0} x {row1 - row0} px); "
+                          f"pass --chip-size {max(32, min(col1 - col0, row1 - row0) // 32 * 32)} or smaller")
+    blocks = [(c, r, c + chip, r + chip) for r in range(row0, row1 - chip + 1, chip)
+              for c in range(col0, col1 - chip + 1, chip)]
+    rng = random.Random(seed)
+    rng.shuffle(blocks)
+    n_val = min(len(blocks) - 1, max(1, round(val_fraction * len(blocks)))) if val_fraction > 0 else 0
+    val_boxes = tuple(sorted(blocks[:n_val], key=lambda b: (b[1], b[0])))
+    val = tuple(Window(b[0], b[1], chip, chip) for b in val_boxes)
+    return Split(region, val_boxes, val, chip)
+
+
+def train_positions(split: Split) -> list[Box]:
+    """Every chip position (1-px steps are too many: steps of chip/8) in the region clear of validation boxes."""
+    col0, row0, col1, row1 = split.region
+    step = max(1, split.chip // 8)
+    boxes = []
+    for r in range(row0, row1 - split.chip + 1, step):
+        for c in range(col0, col1 - split.chip + 1, step):
+            box = (c, r, c + split.chip, r + split.chip)
+            if not any(_intersects(box, v) for v in split.val_boxes):
+                boxes.append(box)
+    return boxes
+
+
+def sample_train_windows(positions: Sequence[Box], n: int, rng: random.Random) -> list[Window]:
+    """`n` training windows drawn at random from `positions`."""
+    if not positions:
+        raise ConfigError("no training chip fits outside the validation blocks; use a smaller --chip-size or "
+                          "--val-fraction 0")
+    return [Window(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in rng.choices(positions, k=n)]

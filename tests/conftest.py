@@ -1,0 +1,49 @@
+"""Shared fixtures: a CLI runner and paths to the real sample data kept in the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from landsight.cli.main import cli
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = Path(__file__).parent.parent / "landsight" / "sample_data"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Click's runner; stderr is kept separate from stdout."""
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner: CliRunner):
+    """Run `landsight ARGS...` and return the result (no exception catching beyond click's)."""
+
+    def _invoke(*args: str):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return _invoke
+
+
+@pytest.fixture
+def atlanta_image() -> Path:
+    return SAMPLE / "atlanta.tif"
+
+
+@pytest.fixture
+def atlanta_labels() -> Path:
+    return SAMPLE / "atlanta-buildings.geojson"
+
+
+@pytest.fixture
+def nc_image() -> Path:
+    return DATA / "nc-landcover" / "landsat7-2000.tif"
+
+
+@pytest.fixture
+def nc_labels() -> Path:
+    return DATA / "nc-landcover" / "landcover-polygons.geojson"
