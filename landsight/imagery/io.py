@@ -38,9 +38,14 @@ def open_raster(path: str | Path) -> Iterator[DatasetReader]:
 
 def read_window(src: DatasetReader, window: Window, indexes: list[int] | None = None,
                 boundless: bool = False, fill_value: float = 0) -> np.ndarray:
-    """Read `window` (bands first); corrupt or truncated data raises RasterError naming the file and window."""
+    """Read `window` (bands first); corrupt or truncated data raises RasterError naming the file and window.
+
+    `fill_value` only applies to boundless reads: rasterio would otherwise also write it over nodata pixels.
+    """
     try:
-        return src.read(indexes, window=window, boundless=boundless, fill_value=fill_value)
+        if boundless:
+            return src.read(indexes, window=window, boundless=True, fill_value=fill_value)
+        return src.read(indexes, window=window)
     except RasterioError as exc:
         raise RasterError(f"cannot read {src.name} at {window!r}: {exc}; the file may be corrupt or truncated") from exc
 

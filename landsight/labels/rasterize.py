@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +13,11 @@ import shapely
 from affine import Affine
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from landsight.errors import LabelError
-from landsight.imagery.io import create_raster, open_raster, output_profile
-from landsight.imagery.windows import sliding_windows
+from landsight.errors import ConfigError, LabelError, RasterError
+from landsight.imagery.io import check_readable, create_raster, open_raster, output_profile, read_window
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.vectors import Features, class_values, read_features
 from landsight.outputs import atomic_path
@@ -50,6 +53,7 @@ def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, tab
     """
     if background and 0 not in table.values:
         raise LabelError("--background needs a class with value 0 in the class table; add one named 'background'")
+    check_readable(image)
     with open_raster(image) as src:
         features = read_features(labels, src.crs)
         check_overlap(features, tuple(src.bounds), image)
@@ -59,12 +63,12 @@ def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, tab
         counts = np.zeros(256, dtype=np.int64)
         profile = output_profile(src, 1, "uint8", IGNORE_VALUE)
         with atomic_path(out, overwrite) as tmp, create_raster(tmp, profile) as dst:
-            for window in sliding_windows(src.width, src.height, block):
+            dst.write_colormap(1, table.colormap())
+            dst.update_tags(classes=classes_tag(table), labels=str(labels), background=str(background))
+            for window in block_windows(Window(0, 0, src.width, src.height), block):
                 mask = burn_window(features.geometries, values, tree, src.transform, window, fill, all_touched)
                 counts += np.bincount(mask.ravel(), minlength=256)
                 dst.write(mask, 1, window=window)
-            dst.write_colormap(1, table.colormap())
-            dst.update_tags(classes=str(table.to_list()), labels=str(labels), background=str(background))
     names = {c.value: c.name for c in table.classes}
     result = {names[v]: int(counts[v]) for v in table.values}
     result["ignore"] = int(counts[IGNORE_VALUE])
@@ -78,3 +82,54 @@ def burn_window(geometries: np.ndarray, values: np.ndarray, tree: shapely.STRtre
     hits = np.sort(tree.query(shapely.box(*bounds), predicate="intersects"))
     shape = (int(window.height), int(window.width))
     return burn(geometries[hits], values[hits], rio_windows.transform(window, transform), shape, fill, all_touched)
+
+
+def classes_tag(table: ClassTable) -> str:
+    """The `classes` tag written into masks: the class table as JSON (read back by `table_from_tags`)."""
+    return json.dumps(table.to_list())
+
+
+def table_from_tags(tags: Mapping[str, str], name: str = "the mask") -> ClassTable | None:
+    """The class table stored in a mask's `classes` tag (JSON, or an older Python-literal list); None if absent."""
+    text = tags.get("classes")
+    if not text:
+        return None
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise RasterError(f"the 'classes' tag of {name} is not a class list ({text[:80]!r}); rewrite it with "
+                              "`landsight rasterize` or remove the tag") from exc
+    try:
+        return ClassTable.from_list(items)
+    except ConfigError as exc:
+        raise RasterError(f"the 'classes' tag of {name} is not a valid class table: {exc}") from exc
+
+
+def block_windows(region: Window, size: int) -> Iterator[Window]:
+    """Disjoint windows of at most `size` x `size` px tiling `region`, row by row.
+
+    Unlike `sliding_windows`, whose last window is shifted back to stay full size (and so overlaps its neighbour),
+    the last windows here are cut short: every pixel is visited exactly once, as counting and polygonizing need.
+
+    >>> [tuple(w.flatten()) for w in block_windows(Window(0, 0, 5, 3), 4)]
+    [(0, 0, 4, 3), (4, 0, 1, 3)]
+    """
+    if size < 1:
+        raise ConfigError(f"block size {size} px must be at least 1")
+    col0, row0 = int(region.col_off), int(region.row_off)
+    col1, row1 = col0 + int(region.width), row0 + int(region.height)
+    for row in range(row0, row1, size):
+        for col in range(col0, col1, size):
+            yield Window(col, row, min(size, col1 - col), min(size, row1 - row))
+
+
+def read_mask_window(src: DatasetReader, window: Window) -> np.ndarray:
+    """Band 1 of a mask in `window`, nodata pixels kept as they are.
+
+    (rasterio 1.4 writes `fill_value` over nodata pixels even in non-boundless reads, so pass the nodata value.)
+    """
+    nodata = src.nodata if src.nodata is not None else 0
+    return np.asarray(read_window(src, window, [1], fill_value=nodata)[0])

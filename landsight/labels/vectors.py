@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pyogrio.raw import read as ogr_read
 import shapely
+from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 from rasterio.warp import transform_geom

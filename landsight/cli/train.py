@@ -1,0 +1,67 @@
+"""`landsight train`: image(s) + labels -> a segmentation MODEL file."""
+
+from __future__ import annotations
+
+import click
+
+from landsight.cli import options
+from landsight.config import class_table_for, load_dataset_config, load_train_config
+from landsight.errors import ConfigError
+from landsight.imagery.bands import parse_band_indexes
+
+
+@click.command()
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@click.argument("labels", required=False, type=click.Path(dir_okay=False))
+@options.output_opt
+@options.class_field_opt
+@options.class_name_opt
+@options.unlabelled_opt
+@options.config_opt
+@click.option("--model-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML of training settings (see configs/model-*.yaml); flags override it.")
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner).")
+@click.option("--chip-size", type=int, default=None, help="Chip size in pixels, a multiple of 32 [256].")
+@click.option("--batch-size", type=int, default=None, help="Chips per batch [8].")
+@click.option("--chips-per-epoch", type=int, default=None, help="Random chips drawn per epoch [64].")
+@click.option("--lr", type=float, default=None, help="Peak learning rate of the one-cycle schedule [1e-3].")
+@click.option("--arch", default=None, help="unet, unetplusplus, fpn or deeplabv3plus [unet].")
+@click.option("--encoder", default=None, help="timm encoder name [tf_efficientnet_lite0].")
+@click.option("--weights", default=None,
+              help="Encoder init: imagenet (shipped EfficientNet-Lite weights), none, or a local file [imagenet].")
+@click.option("--loss", default=None, help="ce, dice, lovasz, ce+dice or ce+lovasz [ce+dice].")
+@click.option("--class-weights", default=None, help="Comma-separated cross-entropy weight per class.")
+@click.option("--val-fraction", type=float, default=None, help="Share of blocks held out for validation [0.2].")
+@click.option("--patience", type=int, default=None, help="Epochs without validation mIoU gain before stopping [8].")
+@click.option("--seed", type=int, default=None, help="Random seed [0].")
+@click.option("--bounds", nargs=4, type=float, default=None,
+              help="Train only inside LEFT BOTTOM RIGHT TOP (image CRS), e.g. to keep an area unseen.")
+@click.option("--max-minutes", type=float, default=None, help="Stop after this much training time.")
+@click.option("--restart", is_flag=True, help="Ignore a resume state left by an interrupted run.")
+@options.bands_opt
+@options.device_opt
+@options.overwrite_opt
+def train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
+          background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
+          bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
+          overwrite: bool, class_weights: str | None, **settings: object) -> None:
+    """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file)."""
+    from landsight.train.segmentation import train_segmentation
+
+    dataset = load_dataset_config(config_path) if config_path else None
+    pairs = [(image, labels)] if image and labels else list(dataset.pairs if dataset else [])
+    if not pairs:
+        raise ConfigError("give IMAGE and LABELS, or a --config dataset file with 'pairs'")
+    weights = [float(w) for w in class_weights.split(",")] if class_weights else None
+    config = load_train_config(model_config, class_weights=weights, **settings)
+    if dataset is not None and dataset.background is False:
+        background = False
+    table, field = class_table_for(pairs[0][0], pairs[0][1], config_path, class_field, class_name, background)
+    model = train_segmentation(pairs, output, table, field, background, config, device,
+                               parse_band_indexes(bands), bounds or None, overwrite, restart, max_minutes)
+    scores = model.metrics.get("per_class", {})
+    for name, s in scores.items():
+        click.echo(f"{name:>16}: IoU {s['iou'] if s['iou'] is not None else float('nan'):.3f}  "
+                   f"F1 {s['f1'] if s['f1'] is not None else float('nan'):.3f}")
+    click.echo(f"validation mIoU {model.metrics.get('mean_iou')} (best epoch "
+               f"{model.training['best_epoch']}); wrote {output} (sha256 {model.sha256[:12]})")

@@ -1,0 +1,1 @@
+"""Training data: torch datasets over raster windows and joint image+mask augmentation."""

@@ -1,0 +1,70 @@
+"""Torch datasets that read chips from rasters by window (nothing is loaded whole)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+from torch.utils.data import Dataset
+
+from landsight.data.transforms import Augment
+from landsight.imagery.bands import BandSpec, Normalization
+from landsight.imagery.io import read_valid_mask, read_window
+from landsight.labels.classes import IGNORE_VALUE
+
+
+@dataclasses.dataclass(frozen=True)
+class RasterPair:
+    """An image and its label mask (class values, IGNORE_VALUE where unlabelled), aligned pixel for pixel."""
+
+    image: str
+    mask: str
+
+
+class ChipDataset(Dataset[dict[str, torch.Tensor]]):
+    """Samples {"image": float32 (C, H, W) normalized, "mask": int64 (H, W) channel indices or IGNORE_VALUE}.
+
+    `chips` are (pair index, window). Files are opened lazily once per worker process.
+    """
+
+    def __init__(self, pairs: Sequence[RasterPair], chips: Sequence[tuple[int, Window]], bands: BandSpec,
+                 normalization: Normalization, index_lut: np.ndarray, augment: Augment | None = None,
+                 seed: int = 0) -> None:
+        self.pairs = list(pairs)
+        self.chips = list(chips)
+        self.bands = bands
+        self.normalization = normalization
+        self.index_lut = index_lut
+        self.augment = augment
+        self.seed = seed
+        self._handles: dict[str, DatasetReader] = {}
+
+    def __len__(self) -> int:
+        return len(self.chips)
+
+    def _open(self, path: str) -> DatasetReader:
+        if path not in self._handles:
+            self._handles[path] = rasterio.open(path)
+        return self._handles[path]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        pair_index, window = self.chips[i]
+        pair = self.pairs[pair_index]
+        src = self._open(pair.image)
+        indexes = list(self.bands.indexes)
+        image = self.normalization.apply(read_window(src, window, indexes))
+        mask = self.index_lut[read_window(self._open(pair.mask), window, [1])[0]]
+        valid = read_valid_mask(src, window, indexes)
+        image[:, ~valid] = 0.0
+        mask = np.where(valid, mask, IGNORE_VALUE).astype(np.uint8)
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, i))
+            hwc, mask = self.augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)
+            image = hwc.transpose(2, 0, 1)
+        return {"image": torch.from_numpy(np.ascontiguousarray(image)),
+                "mask": torch.from_numpy(mask.astype(np.int64))}

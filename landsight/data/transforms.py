@@ -1,0 +1,41 @@
+"""Joint image+mask augmentation for any band count (images are normalized float32, H x W x C)."""
+
+from __future__ import annotations
+
+import albumentations as A
+import numpy as np
+
+from landsight.labels.classes import IGNORE_VALUE
+
+
+def geometric_augmentation() -> A.Compose:
+    """Flips, 90-degree rotations and a mild affine (rotation, shear, scale); new pixels are ignored in the mask."""
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        A.Affine(scale=(0.85, 1.15), rotate=(-20, 20), shear=(-8, 8), fill=0, fill_mask=IGNORE_VALUE, p=0.5),
+    ])
+
+
+def jitter_brightness_contrast(image: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
+    """Random contrast (scale) and brightness (offset) in normalized units, the same for all bands.
+
+    Done here rather than with albumentations, which clips float images to [0, 1] and would destroy normalized
+    multispectral values.
+    """
+    contrast = 1.0 + rng.uniform(-strength, strength)
+    brightness = rng.uniform(-strength, strength)
+    return (image * contrast + brightness).astype(np.float32)
+
+
+class Augment:
+    """Callable (image HWC float32, mask HW uint8) -> augmented pair, seeded per call by the caller's rng."""
+
+    def __init__(self) -> None:
+        self.geometric = geometric_augmentation()
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        self.geometric.set_random_seed(int(rng.integers(2**31)))
+        out = self.geometric(image=image, mask=mask)
+        return jitter_brightness_contrast(out["image"], rng), out["mask"]

@@ -1,0 +1,1 @@
+"""Segmentation models: a registry of architectures, encoders and pretrained weights. Imports torch."""

@@ -1,0 +1,106 @@
+"""The MODEL file: one file with weights and everything needed to use them (bands, normalization, classes...)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from landsight import __version__
+from landsight.errors import CheckpointError
+from landsight.imagery.bands import BandSpec, Normalization
+from landsight.labels.classes import ClassTable
+from landsight.models.registry import create_model
+from landsight.outputs import atomic_path
+
+FORMAT = "landsight-model"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class ModelFile:
+    """A trained model and its metadata. `task` is "segmentation" (other tasks add their own kinds)."""
+
+    arch: str
+    encoder: str
+    bands: BandSpec
+    normalization: Normalization
+    classes: ClassTable
+    chip_size: int
+    state_dict: dict[str, torch.Tensor]
+    task: str = "segmentation"
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    landsight_version: str = __version__
+    created: str = dataclasses.field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat())
+    sha256: str = ""
+
+    def build(self) -> nn.Module:
+        """The model with its trained weights, in eval mode."""
+        model = create_model(self.arch, self.encoder, self.bands.count, len(self.classes), weights=None)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights do not fit {self.arch}/{self.encoder}: {exc}") from exc
+        return model.eval()
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the weights, as plain JSON-ready values."""
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task, "arch": self.arch,
+            "encoder": self.encoder, "bands": self.bands.to_dict(), "normalization": self.normalization.to_dict(),
+            "classes": self.classes.to_list(), "chip_size": self.chip_size, "training": self.training,
+            "metrics": self.metrics, "landsight_version": self.landsight_version, "created": self.created,
+        }
+
+    def save(self, path: str | Path, overwrite: bool = False) -> str:
+        """Write atomically; return the file's sha256."""
+        payload = {**self.metadata(), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}}
+        with atomic_path(path, overwrite) as tmp:
+            torch.save(payload, tmp)
+            digest = file_sha256(tmp)
+        self.sha256 = digest
+        return digest
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model_file(path: str | Path, task: str | None = "segmentation") -> ModelFile:
+    """Read a MODEL file; anything that is not a landsight model (of `task`) raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a landsight model file ({type(exc).__name__}); train one with "
+                              "`landsight train`") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a landsight model file (no '{FORMAT}' marker); train one with "
+                              "`landsight train`")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer landsight ({payload.get('landsight_version')}); "
+                              "upgrade landsight")
+    if task is not None and payload.get("task") != task:
+        raise CheckpointError(f"{path} is a {payload.get('task')} model; this command needs a {task} model")
+    return ModelFile(
+        arch=payload["arch"], encoder=payload["encoder"], bands=BandSpec.from_dict(payload["bands"]),
+        normalization=Normalization.from_dict(payload["normalization"]),
+        classes=ClassTable.from_list(payload["classes"]), chip_size=int(payload["chip_size"]),
+        state_dict=payload["state_dict"], task=payload["task"], training=payload.get("training", {}),
+        metrics=payload.get("metrics", {}), landsight_version=payload.get("landsight_version", "?"),
+        created=payload.get("created", ""), sha256=file_sha256(path),
+    )

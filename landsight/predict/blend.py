@@ -1,0 +1,62 @@
+"""Blend overlapping window predictions into full-width strips and hand finished rows out (pure numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from rasterio.windows import Window
+
+
+def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
+    """(H, W) float32 weights that fall linearly to near zero over `overlap` px at each edge.
+
+    Where windows overlap, each pixel is dominated by the window whose centre is nearer, so no seam appears at
+    window edges; weights stay positive so a pixel covered by one window only keeps its value.
+    """
+    def ramp(n: int) -> np.ndarray:
+        if overlap <= 0:
+            return np.ones(n, dtype=np.float32)
+        i = np.arange(n, dtype=np.float32)
+        return np.clip(np.minimum(i + 0.5, n - i - 0.5) / overlap, 1e-3, 1.0)
+
+    return np.outer(ramp(height), ramp(width)).astype(np.float32)
+
+
+class StripBlender:
+    """Accumulates weighted class scores for one row of windows at a time over the raster's full width.
+
+    Memory: (classes + 1) x window x width float32, independent of the raster height.
+    """
+
+    def __init__(self, width: int, height: int, window: int, num_classes: int, overlap: int) -> None:
+        self.width, self.height, self.overlap = width, height, overlap
+        self.top = 0
+        rows = min(window, height)
+        self.scores = np.zeros((num_classes, rows, width), dtype=np.float32)
+        self.weight = np.zeros((rows, width), dtype=np.float32)
+        self._weights: dict[tuple[int, int], np.ndarray] = {}
+
+    def add(self, window: Window, probabilities: np.ndarray) -> None:
+        """Add (C, h, w) class probabilities for `window` (which must start at or below `top`)."""
+        r0 = int(window.row_off) - self.top
+        c0 = int(window.col_off)
+        h, w = probabilities.shape[1:]
+        if (h, w) not in self._weights:
+            self._weights[(h, w)] = blend_weights(h, w, self.overlap)
+        weights = self._weights[(h, w)]
+        self.scores[:, r0:r0 + h, c0:c0 + w] += probabilities * weights
+        self.weight[r0:r0 + h, c0:c0 + w] += weights
+
+    def flush(self, until_row: int) -> Iterator[tuple[Window, np.ndarray]]:
+        """Yield (strip window, (C, rows, width) blended probabilities) for finished rows [top, until_row)."""
+        n = min(until_row, self.height) - self.top
+        if n <= 0:
+            return
+        done = self.scores[:, :n] / np.maximum(self.weight[:n], 1e-12)
+        yield Window(0, self.top, self.width, n), done
+        self.scores = np.roll(self.scores, -n, axis=1)
+        self.weight = np.roll(self.weight, -n, axis=0)
+        self.scores[:, -n:] = 0
+        self.weight[-n:] = 0
+        self.top += n

@@ -1,0 +1,1 @@
+"""Training: losses, the fit loop with early stopping and resume, curves."""

@@ -1,0 +1,208 @@
+"""The training loop: random blocked chips, AdamW + one-cycle, validation mIoU, early stopping, resume."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+from torch.utils.data import DataLoader
+
+from landsight.config import TrainConfig
+from landsight.data.datasets import ChipDataset
+from landsight.data.transforms import Augment
+from landsight.errors import CheckpointError
+from landsight.imagery.windows import sample_train_windows
+from landsight.metrics import confusion_matrix, summarize
+from landsight.outputs import atomic_path
+from landsight.train.history import plot_curves, write_csv
+from landsight.train.losses import create_loss
+from landsight.train.prepare import TrainingData
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class FitResult:
+    """Best weights, the validation metrics they scored and the per-epoch history."""
+
+    state_dict: dict[str, torch.Tensor]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epoch: int
+
+
+def run_key(config: TrainConfig, data: TrainingData) -> str:
+    """Identifies a training run, so a resume state is only reused for the same run."""
+    text = json.dumps({"config": dataclasses.asdict(config), "data": data.fingerprint()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _loader(data: TrainingData, chips: list[Any], config: TrainConfig, augment: bool, seed: int) -> DataLoader:
+    dataset = ChipDataset(data.pairs, chips, data.bands, data.normalization, data.classes.index_lut(),
+                          Augment() if augment else None, seed)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.workers)
+
+
+def _epoch_chips(data: TrainingData, n: int, rng: random.Random) -> list[Any]:
+    """`n` random training chips spread over the pairs in proportion to their training area."""
+    weights = [len(p) for p in data.positions]
+    picks = rng.choices(range(len(weights)), weights=weights, k=n)
+    chips = []
+    for i in range(len(weights)):
+        count = picks.count(i)
+        if count:
+            chips += [(i, w) for w in sample_train_windows(data.positions[i], count, rng)]
+    return chips
+
+
+def _autocast(device: torch.device) -> Any:
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, device: torch.device, progress: Progress, task: Any) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for batch in loader:
+        image, mask = batch["image"].to(device), batch["mask"].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device):
+            loss = loss_fn(model(image).float(), mask)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(image)
+        count += len(image)
+        progress.advance(task)
+    return total / max(count, 1)
+
+
+@torch.inference_mode()
+def evaluate_chips(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, num_classes: int,
+                   device: torch.device) -> tuple[float, np.ndarray]:
+    """Mean loss and confusion matrix (channel indices) over a loader."""
+    model.eval()
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    total, count = 0.0, 0
+    for batch in loader:
+        image, mask = batch["image"].to(device), batch["mask"].to(device)
+        with _autocast(device):
+            logits = model(image).float()
+        total += float(loss_fn(logits, mask)) * len(image)
+        count += len(image)
+        cm += confusion_matrix(mask.cpu().numpy(), logits.argmax(1).cpu().numpy(), num_classes)
+    return total / max(count, 1), cm
+
+
+@dataclasses.dataclass
+class _State:
+    """Everything needed to continue an interrupted run."""
+
+    epoch: int = 0
+    best_score: float = -1.0
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def _save_resume(path: Path, key: str, state: _State, model: nn.Module, optimizer: Any, scheduler: Any) -> None:
+    payload = {"run_key": key, "state": dataclasses.asdict(state), "model": model.state_dict(),
+               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_resume(path: Path, key: str, model: nn.Module, optimizer: Any, scheduler: Any) -> _State:
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("run_key") != key:
+        raise CheckpointError(f"{path} holds an interrupted run with other settings or data; delete it or pass "
+                              "--restart to start over")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    return _State(**payload["state"])
+
+
+def _epoch_row(epoch: int, train_loss: float, val_loss: float | None, summary: dict[str, Any] | None,
+               lr: float, seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 5),
+                           "val_loss": None if val_loss is None else round(val_loss, 5)}
+    if summary is not None:
+        row["val_miou"] = summary["mean_iou"]
+        row.update({f"val_iou_{name}": s["iou"] for name, s in summary["per_class"].items()})
+    row.update(lr=lr, seconds=round(seconds, 1))
+    return row
+
+
+def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device, resume_path: Path,
+        curves_prefix: Path, restart: bool = False, max_minutes: float | None = None) -> FitResult:
+    """Train `model` on `data`; keep the weights with the best validation mIoU; resume from `resume_path`."""
+    torch.manual_seed(config.seed)
+    model.to(device)
+    val_chips = [(i, w) for i, split in enumerate(data.splits) for w in split.val]
+    val_loader = _loader(data, val_chips, config, augment=False, seed=0) if val_chips else None
+    loss_fn = create_loss(config.loss, len(data.classes), config.class_weights).to(device)
+    steps = config.epochs * -(-config.chips_per_epoch // config.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.1)
+    key = run_key(config, data)
+    state = _State()
+    if resume_path.exists() and not restart:
+        state = _load_resume(resume_path, key, model, optimizer, scheduler)
+        log.info("resuming from %s after epoch %d", resume_path, state.epoch)
+    started = time.monotonic() - state.elapsed
+    with Progress(transient=True) as progress:
+        while state.epoch < config.epochs:
+            epoch = state.epoch + 1
+            t0 = time.monotonic()
+            chips = _epoch_chips(data, config.chips_per_epoch, random.Random(config.seed * 100_003 + epoch))
+            task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=-(-len(chips) // config.batch_size))
+            train_loss = _train_epoch(model, _loader(data, chips, config, config.augment, config.seed + epoch),
+                                      loss_fn, optimizer, scheduler, device, progress, task)
+            progress.remove_task(task)
+            val_loss, summary = None, None
+            if val_loader is not None:
+                val_loss, cm = evaluate_chips(model, val_loader, loss_fn, len(data.classes), device)
+                summary = summarize(cm, data.classes.names)
+            row = _epoch_row(epoch, train_loss, val_loss, summary, scheduler.get_last_lr()[0], time.monotonic() - t0)
+            state.history.append(row)
+            score = (summary["mean_iou"] or 0.0) if summary else -train_loss
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+                state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                state.best_metrics = summary or {}
+            else:
+                state.bad_epochs += 1
+            state.epoch = epoch
+            state.elapsed = time.monotonic() - started
+            log.info("epoch %d: train loss %.4f%s", epoch, train_loss,
+                     f", val loss {val_loss:.4f}, val mIoU {summary['mean_iou']:.3f}" if summary else "")
+            _save_resume(resume_path, key, state, model, optimizer, scheduler)
+            write_csv(state.history, curves_prefix.with_name(curves_prefix.name + "-metrics.csv"))
+            plot_curves(state.history, curves_prefix.with_name(curves_prefix.name + "-curves.png"),
+                        f"{config.arch}/{config.encoder}")
+            if val_loader is not None and state.bad_epochs >= config.patience:
+                log.info("early stop: no validation mIoU gain for %d epochs (best %.3f at epoch %d)",
+                         config.patience, state.best_score, state.best_epoch)
+                break
+            if max_minutes is not None and state.elapsed > 60 * max_minutes:
+                log.info("time budget of %.1f min reached after epoch %d", max_minutes, epoch)
+                break
+    assert state.best_state is not None
+    return FitResult(state.best_state, state.best_metrics, state.history, state.best_epoch)

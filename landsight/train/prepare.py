@@ -1,0 +1,121 @@
+"""Turn image/label pairs into training data: aligned masks, a blocked split, band spec and normalization."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from rasterio.io import DatasetReader
+from rasterio.windows import Window, from_bounds
+
+from landsight.config import TrainConfig
+from landsight.data.datasets import RasterPair
+from landsight.errors import ConfigError, LabelError, RasterError
+from landsight.imagery.bands import BandSpec, Normalization, band_spec_for, compute_normalization
+from landsight.imagery.io import check_readable, open_raster
+from landsight.imagery.windows import Box, Split, blocked_split, sliding_windows, train_positions
+from landsight.labels.classes import ClassTable
+from landsight.labels.rasterize import rasterize_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Aligned raster pairs, their splits and the chip positions training may draw from."""
+
+    pairs: list[RasterPair]
+    splits: list[Split]
+    positions: list[list[Box]]
+    bands: BandSpec
+    normalization: Normalization
+    classes: ClassTable
+    sources: list[dict[str, str]]
+
+    def fingerprint(self) -> str:
+        """sha256 of the data list (paths, classes, bands), stored with the model."""
+        text = json.dumps({"sources": self.sources, "classes": self.classes.to_list(),
+                           "bands": self.bands.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def sizes(self) -> tuple[int, int]:
+        """(number of training chip positions, number of validation chips)."""
+        return sum(len(p) for p in self.positions), sum(len(s.val) for s in self.splits)
+
+
+def pixel_region(bounds: tuple[float, float, float, float] | None, src: DatasetReader) -> Box | None:
+    """The pixel box of `bounds` (left, bottom, right, top in the image CRS), clipped to the image."""
+    if bounds is None:
+        return None
+    window = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
+    col0, row0 = max(0, int(window.col_off)), max(0, int(window.row_off))
+    col1 = min(src.width, int(window.col_off + window.width))
+    row1 = min(src.height, int(window.row_off + window.height))
+    if col1 <= col0 or row1 <= row0:
+        raise ConfigError(f"bounds {bounds} do not overlap the image {src.name} (bounds {tuple(src.bounds)})")
+    return (col0, row0, col1, row1)
+
+
+def _mask_for(image: str, labels: str, work_dir: Path, i: int, table: ClassTable, field: str | None,
+              background: bool) -> str:
+    """Rasterize vector labels into work_dir (or accept an aligned mask raster)."""
+    if Path(labels).suffix.lower() in (".tif", ".tiff", ".vrt"):
+        with open_raster(image) as src, open_raster(labels) as lab:
+            if (lab.width, lab.height, lab.transform, lab.crs) != (src.width, src.height, src.transform, src.crs):
+                raise LabelError(f"mask {labels} is not aligned with {image}; rasterize labels with "
+                                 "`landsight rasterize IMAGE LABELS -o MASK.tif` or pass vector labels")
+        return labels
+    mask = work_dir / f"mask-{i}.tif"
+    counts = rasterize_labels(image, labels, mask, table, field, background, overwrite=True)
+    labelled = sum(v for k, v in counts.items() if k not in ("ignore", "background"))
+    if labelled == 0:
+        raise LabelError(f"labels {labels} cover no pixel of {image} with a class; check CRS and class field")
+    log.info("rasterized %s: %s", labels, counts)
+    return str(mask)
+
+
+def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, table: ClassTable, field: str | None,
+                          background: bool, config: TrainConfig, band_indexes: Sequence[int] | None = None,
+                          bounds: tuple[float, float, float, float] | None = None) -> TrainingData:
+    """Check every pair, rasterize labels, split each image into blocked train/validation, compute statistics."""
+    if not pairs:
+        raise ConfigError("no image/label pairs given; pass IMAGE LABELS or a dataset config with 'pairs'")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    spec: BandSpec | None = None
+    raster_pairs, splits, positions = [], [], []
+    for i, (image, labels) in enumerate(pairs):
+        check_readable(image)
+        with open_raster(image) as src:
+            this_spec = band_spec_for(src, band_indexes)
+            if spec is not None and this_spec.count != spec.count:
+                raise RasterError(f"{image} gives {this_spec.count} bands but {pairs[0][0]} gives {spec.count}; "
+                                  "every training image needs the same bands (use --bands)")
+            spec = spec or this_spec
+            region = pixel_region(bounds, src)
+            split = blocked_split(src.width, src.height, config.chip_size, config.val_fraction, config.seed + i, region)
+        raster_pairs.append(RasterPair(image, _mask_for(image, labels, work_dir, i, table, field, background)))
+        splits.append(split)
+        positions.append(train_positions(split))
+        log.info("%s: %s, %d training chip positions", image, split.summary(), len(positions[-1]))
+    assert spec is not None
+    normalization = _normalization(raster_pairs, splits, spec)
+    sources = [{"image": str(Path(a).resolve()), "labels": str(Path(b).resolve())} for a, b in pairs]
+    return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources)
+
+
+def _normalization(pairs: Sequence[RasterPair], splits: Sequence[Split], spec: BandSpec) -> Normalization:
+    """Band statistics over each training region, read by 512 px windows."""
+    with ExitStack() as stack:
+        sources = []
+        for pair, split in zip(pairs, splits, strict=True):
+            src = stack.enter_context(open_raster(pair.image))
+            col0, row0, col1, row1 = split.region
+            windows = [Window(w.col_off + col0, w.row_off + row0, w.width, w.height)
+                       for w in sliding_windows(col1 - col0, row1 - row0, 512)]
+            sources.append((src, windows))
+        return compute_normalization(sources, spec)

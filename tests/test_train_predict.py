@@ -1,0 +1,172 @@
+"""Train -> info -> predict on the real Atlanta sample, through the CLI; seams, determinism, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from click.testing import CliRunner
+
+from landsight.cli.main import cli
+from landsight.imagery.windows import sliding_windows
+from landsight.models.model_file import load_model_file
+from landsight.predict.predictor import Predictor
+
+QUICK = ["--epochs", "3", "--chips-per-epoch", "16", "--chip-size", "128", "--batch-size", "8"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small building model trained for a few epochs on the Atlanta sample (shared by this module)."""
+    from tests.conftest import SAMPLE
+
+    out = tmp_path_factory.mktemp("model") / "buildings.pt"
+    result = run("train", SAMPLE / "atlanta.tif", SAMPLE / "atlanta-buildings.geojson", "-o", out,
+                 "--class-name", "building", *QUICK)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_model_file_carries_everything(trained, atlanta_image):
+    model = load_model_file(trained)
+    assert model.arch == "unet" and model.encoder == "tf_efficientnet_lite0"
+    assert model.bands.count == 1 and model.chip_size == 128
+    assert model.classes.names == ["background", "building"]
+    assert 0 < model.normalization.mean[0] < 65535 and model.normalization.std[0] > 0
+    assert len(model.training["data_sha256"]) == 64
+    assert model.training["sources"][0]["image"].endswith("atlanta.tif")
+    assert model.training["epochs_run"] == 3
+    assert set(model.metrics["per_class"]) == {"background", "building"}
+    assert (trained.parent / "buildings-metrics.csv").read_text().count("\n") == 4
+    assert (trained.parent / "buildings-curves.png").stat().st_size > 10_000
+    assert not (trained.parent / "buildings.pt.resume.pt").exists()
+
+
+def test_info_prints_the_model(trained):
+    result = run("info", trained)
+    assert result.exit_code == 0
+    assert "unet / tf_efficientnet_lite0" in result.output and "1=building" in result.output
+    meta = json.loads(run("info", trained, "--json").output)
+    assert meta["format"] == "landsight-model" and meta["sha256"] == load_model_file(trained).sha256
+
+
+def test_prediction_is_georeferenced_tagged_and_deterministic(trained, atlanta_image, tmp_path):
+    a, b = tmp_path / "a.tif", tmp_path / "b.tif"
+    assert run("predict", trained, atlanta_image, "-o", a).exit_code == 0
+    assert run("predict", trained, atlanta_image, "-o", b).exit_code == 0
+    with rasterio.open(atlanta_image) as img, rasterio.open(a) as pa, rasterio.open(b) as pb:
+        assert (pa.crs, pa.transform, pa.width, pa.height) == (img.crs, img.transform, img.width, img.height)
+        assert np.array_equal(pa.read(1), pb.read(1))
+        tags = pa.tags()
+        assert tags["model_sha256"] == load_model_file(trained).sha256
+        assert json.loads(tags["bands"])["model"]["names"] == ["b1"]
+        assert json.loads(tags["tile_scheme"]) == {"window": 1024, "overlap": 64, "blend": "linear-ramp"}
+        assert "mean" in json.loads(tags["normalization"])
+        assert pa.profile["tiled"] and pa.profile["compress"] == "deflate"
+        assert set(np.unique(pa.read(1))) <= {0, 1}
+
+
+def test_probabilities_output(trained, atlanta_image, tmp_path):
+    out = tmp_path / "p.tif"
+    assert run("predict", trained, atlanta_image, "-o", out, "--probabilities").exit_code == 0
+    with rasterio.open(out) as src:
+        assert src.count == 2 and src.descriptions == ("p(background)", "p(building)")
+        total = src.read().astype(int).sum(axis=0)
+        assert np.abs(total - 250).max() <= 1
+
+
+def test_windowed_prediction_is_seamless(trained, atlanta_image, tmp_path):
+    """Against one whole-image forward pass: IoU >= 0.99 and disagreements not concentrated at window borders."""
+    out = tmp_path / "pred.tif"
+    assert run("predict", trained, atlanta_image, "-o", out, "--window", "256", "--overlap", "32").exit_code == 0
+    predictor = Predictor.load(trained, "cpu")
+    with rasterio.open(atlanta_image) as src, rasterio.open(out) as pred:
+        image = predictor.model_file.normalization.apply(src.read())
+        windowed = pred.read(1)
+    padded = np.pad(image, ((0, 0), (0, 928 - 900), (0, 608 - 600)), mode="reflect")[None]
+    whole = predictor.probabilities(padded)[0, :, :900, :600].argmax(0)
+    for value in (0, 1):
+        inter = ((whole == value) & (windowed == value)).sum()
+        union = ((whole == value) | (windowed == value)).sum()
+        assert inter / union >= 0.99, (value, inter / union)
+    border = np.zeros_like(windowed, dtype=bool)
+    for w in sliding_windows(600, 900, 256, 32):
+        r0, c0, r1, c1 = int(w.row_off), int(w.col_off), int(w.row_off + w.height), int(w.col_off + w.width)
+        for r in (r0, r1):
+            border[max(r - 4, 0):r + 4, c0:c1] = True
+        for c in (c0, c1):
+            border[r0:r1, max(c - 4, 0):c + 4] = True
+    differ = whole != windowed
+    assert differ[border].mean() <= differ[~border].mean() + 0.002
+
+
+def test_predict_refuses_bad_input_and_keeps_outputs(trained, tmp_path, atlanta_image, nc_image):
+    out = tmp_path / "out.tif"
+    result = run("predict", trained, nc_image, "-o", out)
+    assert result.exit_code == 2 and "reads 1 band" in result.output and "--bands" in result.output
+    assert not out.exists()
+    result = run("predict", atlanta_image, atlanta_image, "-o", out)
+    assert result.exit_code == 2 and "not a landsight model" in result.output
+    out.write_bytes(b"keep")
+    result = run("predict", trained, atlanta_image, "-o", out)
+    assert result.exit_code == 2 and "--overwrite" in result.output and out.read_bytes() == b"keep"
+    assert run("predict", trained, nc_image, "-o", tmp_path / "x.tif", "--bands", "4").exit_code == 0
+
+
+def test_training_resumes_after_an_interruption(tmp_path, atlanta_image, atlanta_labels, monkeypatch):
+    import landsight.train.fit as fit_module
+
+    out = tmp_path / "m.pt"
+    args = ["train", atlanta_image, atlanta_labels, "-o", out, "--epochs", "2", "--chips-per-epoch", "8",
+            "--chip-size", "128", "--weights", "none", "--encoder", "resnet18"]
+    original = fit_module.plot_curves
+    calls = []
+
+    def interrupt_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        original(*a, **k)
+
+    monkeypatch.setattr(fit_module, "plot_curves", interrupt_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert (tmp_path / "m.pt.resume.pt").exists() and not out.exists()
+    monkeypatch.setattr(fit_module, "plot_curves", original)
+    state = torch.load(tmp_path / "m.pt.resume.pt", weights_only=False)["state"]
+    assert state["epoch"] == 2
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert load_model_file(out).training["epochs_run"] == 2
+    assert not (tmp_path / "m.pt.resume.pt").exists()
+
+
+def test_chip_larger_than_image_is_refused(tmp_path, nc_image, nc_labels):
+    result = run("train", nc_image, nc_labels, "-o", tmp_path / "m.pt", "--class-field", "label",
+                 "--ignore-unlabelled", "--chip-size", "512")
+    assert result.exit_code == 2 and "chip size 512 px is larger" in result.output
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("image, labels, field, bands", [
+    ("nc-landcover/landsat7-2000.tif", "nc-landcover/landcover-polygons.geojson", "label", 6),
+    ("sentinel2-coast/s2-crop.tif", "sentinel2-coast/labels.geojson", "class", 4),
+])
+def test_multispectral_sparse_labels(tmp_path, image, labels, field, bands):
+    from tests.conftest import DATA
+
+    model = tmp_path / "m.pt"
+    result = run("train", DATA / image, DATA / labels, "-o", model, "--class-field", field, "--ignore-unlabelled",
+                 "--chip-size", "64", "--epochs", "2", "--chips-per-epoch", "16")
+    assert result.exit_code == 0, result.output
+    assert load_model_file(model).bands.count == bands
+    out = tmp_path / "pred.tif"
+    assert run("predict", model, DATA / image, "-o", out).exit_code == 0
+    with rasterio.open(out) as src:
+        values = set(np.unique(src.read(1)))
+    assert values <= set(load_model_file(model).classes.values)
