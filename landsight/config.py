@@ -39,6 +39,7 @@ class TrainConfig:
     batch_size: int = 8
     chips_per_epoch: int = 64
     lr: float = 1e-3
+    encoder_lr_factor: float = 1.0
     weight_decay: float = 1e-4
     loss: LossName = "ce+dice"
     class_weights: tuple[float, ...] | None = None

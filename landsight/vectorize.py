@@ -50,6 +50,17 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float 
         OutputExistsError: `out_path` exists and `overwrite` is False.
     """
     check_output(out_path, overwrite)
+    features, crs = mask_features(mask_path, simplify, min_area, dst_crs, block)
+    write_geojson(features, out_path, crs, overwrite)
+    return len(features)
+
+
+def mask_features(mask_path: str | Path, simplify: float = 0, min_area: float = 0, dst_crs: str | CRS | None = None,
+                  block: int = 1024) -> tuple[list[dict[str, Any]], CRS]:
+    """GeoJSON features (class, value, area_m2) of a class mask and the CRS of their coordinates.
+
+    Arguments as for `vectorize_mask`; used by it and by the pipelines, which write GeoJSON sequences.
+    """
     if simplify < 0 or min_area < 0:
         raise ConfigError(f"--simplify {simplify} and --min-area {min_area} must be >= 0")
     target = parse_crs(dst_crs) if dst_crs is not None else None
@@ -70,8 +81,7 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float 
         mapped = transform_geom(crs, target, mapped)
     features = [_feature(i, m, names.get(int(v), str(v)), int(v), float(a))
                 for i, (m, v, a) in enumerate(zip(mapped, values, areas, strict=True))]
-    write_geojson(features, out_path, target or crs, overwrite)
-    return len(features)
+    return features, target or crs
 
 
 def parse_crs(text: str | CRS) -> CRS:
@@ -184,4 +194,15 @@ def write_geojson(features: Sequence[dict[str, Any]], path: str | Path, crs: CRS
     collection["features"] = list(features)
     with atomic_path(path, overwrite) as tmp, open(tmp, "w") as f:
         json.dump(collection, f)
+    log.info("wrote %d feature(s) to %s", len(features), path)
+
+
+def write_geojson_seq(features: Sequence[dict[str, Any]], path: str | Path, overwrite: bool = False) -> None:
+    """Write features as a GeoJSON text sequence (one Feature per line, RFC 8142 without RS), atomically.
+
+    RFC 8142 sequences carry WGS84 coordinates: give features in EPSG:4326 (`mask_features(dst_crs="EPSG:4326")`).
+    """
+    with atomic_path(path, overwrite) as tmp, open(tmp, "w") as f:
+        for feature in features:
+            f.write(json.dumps(feature) + "\n")
     log.info("wrote %d feature(s) to %s", len(features), path)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from landsight.errors import ConfigError
-from landsight.imagery.windows import blocked_split, sample_train_windows, sliding_windows, train_positions, window_rows
+from landsight.imagery.windows import (aligned_window_rows, blocked_split, sample_train_windows, sliding_windows,
+                                       train_positions)
 
 
 @given(st.integers(1, 700), st.integers(1, 700), st.sampled_from([32, 64, 128, 256]), st.integers(0, 31))
@@ -23,10 +24,20 @@ def test_sliding_windows_cover_raster_inside_bounds(width, height, size, overlap
     assert covered.all()
 
 
-def test_window_rows_group_by_row_offset():
-    rows = window_rows(600, 900, 256, 64)
-    assert [int(r[0].row_off) for r in rows] == [0, 192, 384, 576, 644]
-    assert all(len({int(w.row_off) for w in r}) == 1 for r in rows)
+@given(st.integers(1, 2000), st.integers(1, 2000), st.sampled_from([64, 256, 1024]), st.sampled_from([0, 32, 64]))
+@settings(max_examples=60, deadline=None)
+def test_aligned_windows_sit_on_the_32_px_grid_and_cover_everything(width, height, size, overlap):
+    overlap = min(overlap, size // 2)
+    rows = aligned_window_rows(width, height, size, overlap)
+    covered = np.zeros((height, width), dtype=bool)
+    for row in rows:
+        assert len({int(w.row_off) for w in row}) == 1
+        for w in row:
+            assert w.col_off % 32 == 0 and w.row_off % 32 == 0
+            assert w.col_off + w.width <= width and w.row_off + w.height <= height
+            covered[int(w.row_off):int(w.row_off + w.height), int(w.col_off):int(w.col_off + w.width)] = True
+    assert covered.all()
+    assert [int(r[0].row_off) for r in rows] == sorted({int(r[0].row_off) for r in rows})
 
 
 def test_overlap_must_be_smaller_than_window():

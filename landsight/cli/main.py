@@ -21,6 +21,8 @@ _COMMANDS = {
     "vectorize": "landsight.cli.vectorize:vectorize",
     "evaluate": "landsight.cli.evaluate:evaluate",
     "demo": "landsight.cli.demo:demo",
+    "compare": "landsight.cli.compare:compare",
+    "change": "landsight.cli.change:change",
 }
 
 

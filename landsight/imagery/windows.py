@@ -33,12 +33,27 @@ def sliding_windows(width: int, height: int, size: int, overlap: int = 0) -> Ite
             yield Window(col, row, min(size, width - col), min(size, height - row))
 
 
-def window_rows(width: int, height: int, size: int, overlap: int = 0) -> list[list[Window]]:
-    """`sliding_windows` grouped by row offset (one list per row of windows, top to bottom)."""
-    rows: dict[int, list[Window]] = {}
-    for window in sliding_windows(width, height, size, overlap):
-        rows.setdefault(int(window.row_off), []).append(window)
-    return [rows[key] for key in sorted(rows)]
+def _aligned_starts(length: int, size: int, stride: int) -> list[int]:
+    starts = [0]
+    while starts[-1] + size < length:
+        starts.append(starts[-1] + stride)
+    return starts
+
+
+def aligned_window_rows(width: int, height: int, size: int, overlap: int = 0, align: int = 32) -> list[list[Window]]:
+    """Rows of `size` px windows whose offsets are multiples of `align` px, clipped at the raster's right and bottom.
+
+    CNNs that downsample by `align` are only shift-equivariant for shifts that are multiples of it, so windows on
+    this grid compute the same features as one pass over the whole raster would (up to their borders, where
+    overlapping neighbours are blended). The stride is size - overlap rounded down to a multiple of `align`.
+    """
+    if size % align or overlap < 0 or overlap > size - align:
+        raise ConfigError(f"window {size} px must be a multiple of {align} and overlap {overlap} px at most "
+                          f"{size - align}")
+    stride = (size - overlap) // align * align
+    cols = _aligned_starts(width, size, stride)
+    return [[Window(c, r, min(size, width - c), min(size, height - r)) for c in cols]
+            for r in _aligned_starts(height, size, stride)]
 
 
 Box = tuple[int, int, int, int]

@@ -66,6 +66,18 @@ def _epoch_chips(data: TrainingData, n: int, rng: random.Random) -> list[Any]:
     return chips
 
 
+def _optimizer(model: nn.Module, config: TrainConfig) -> tuple[torch.optim.Optimizer, list[float]]:
+    """AdamW with the pretrained encoder at `encoder_lr_factor` times the decoder's peak learning rate."""
+    encoder = getattr(model, "encoder", None)
+    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups = [[p for p in model.parameters() if id(p) in encoder_ids],
+              [p for p in model.parameters() if id(p) not in encoder_ids]]
+    peaks = [config.lr * config.encoder_lr_factor, config.lr]
+    params = [{"params": g, "lr": lr} for g, lr in zip(groups, peaks, strict=True) if g]
+    optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay)
+    return optimizer, [lr for g, lr in zip(groups, peaks, strict=True) if g]
+
+
 def _autocast(device: torch.device) -> Any:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -159,8 +171,8 @@ def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch
     val_loader = _loader(data, val_chips, config, augment=False, seed=0) if val_chips else None
     loss_fn = create_loss(config.loss, len(data.classes), config.class_weights).to(device)
     steps = config.epochs * -(-config.chips_per_epoch // config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.1)
+    optimizer, peaks = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps, pct_start=0.1)
     key = run_key(config, data)
     state = _State()
     if resume_path.exists() and not restart:
@@ -180,7 +192,7 @@ def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch
             if val_loader is not None:
                 val_loss, cm = evaluate_chips(model, val_loader, loss_fn, len(data.classes), device)
                 summary = summarize(cm, data.classes.names)
-            row = _epoch_row(epoch, train_loss, val_loss, summary, scheduler.get_last_lr()[0], time.monotonic() - t0)
+            row = _epoch_row(epoch, train_loss, val_loss, summary, scheduler.get_last_lr()[-1], time.monotonic() - t0)
             state.history.append(row)
             score = (summary["mean_iou"] or 0.0) if summary else -train_loss
             if score > state.best_score:

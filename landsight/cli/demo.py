@@ -1,0 +1,23 @@
+"""`landsight demo`: every stage on the shipped sample data, ending in an HTML page."""
+
+from __future__ import annotations
+
+import click
+
+from landsight.cli import options
+
+
+@click.command()
+@click.option("-o", "--output", default="landsight-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the model, prediction, polygons, evaluation and index.html.")
+@click.option("--max-minutes", type=float, default=6.0, show_default=True, help="Training time budget.")
+@options.device_opt
+@options.overwrite_opt
+def demo(output: str, max_minutes: float, device: str, overwrite: bool) -> None:
+    """Train on the Atlanta sample's western two thirds, predict, vectorize, evaluate on the eastern third."""
+    from landsight.demo import run_demo
+
+    summary = run_demo(output, overwrite, device, max_minutes=max_minutes)
+    click.echo(f"building IoU on the held-out eastern third: {summary['building_iou_east']:.3f}")
+    click.echo(f"{summary['predicted_polygons']} building polygons; timings {summary['timings']}")
+    click.echo(f"open {output}/index.html")
