@@ -8,8 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from landsight.errors import ConfigError
-from landsight.imagery.windows import (aligned_window_rows, blocked_split, sample_train_windows, sliding_windows,
-                                       train_positions)
+from landsight.imagery.windows import (
+    aligned_window_rows,
+    blocked_split,
+    sample_train_windows,
+    sliding_windows,
+    train_positions,
+)
 
 
 @given(st.integers(1, 700), st.integers(1, 700), st.sampled_from([32, 64, 128, 256]), st.integers(0, 31))

@@ -23,3 +23,7 @@ bands_opt = click.option("--bands", default=None, help="Comma-separated 1-based 
 device_opt = click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
                           help="Where to run the model.")
 model_arg = click.argument("model", type=click.Path(dir_okay=False))
+window_opt = click.option("--window", type=int, default=1024, show_default=True,
+                          help="Inference window in px (multiple of 32); larger is faster, memory grows with it.")
+overlap_opt = click.option("--overlap", type=int, default=128, show_default=True,
+                           help="Overlap of neighbouring windows in px (blended: no seams).")

@@ -14,9 +14,8 @@ from landsight.imagery.bands import parse_band_indexes
 @options.output_opt
 @click.option("--probabilities", is_flag=True,
               help="Write one band per class with probabilities scaled to 0..250 instead of class values.")
-@click.option("--window", type=int, default=1024, show_default=True,
-              help="Inference window in px (multiple of 32); larger is faster, memory grows with it.")
-@click.option("--overlap", type=int, default=64, show_default=True, help="Overlap of neighbouring windows in px.")
+@options.window_opt
+@options.overlap_opt
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Windows per forward pass.")
 @options.bands_opt
 @options.device_opt

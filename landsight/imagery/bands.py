@@ -19,10 +19,14 @@ _DEFAULT_NAME = re.compile(r"^b\d+$")
 
 @dataclasses.dataclass(frozen=True)
 class BandSpec:
-    """Band selection: 1-based `indexes` into the raster and one name per selected band."""
+    """Band selection: 1-based `indexes` into the raster and one name per selected band.
+
+    `source_count` is the band count of the raster the selection was made on (0 when unknown).
+    """
 
     indexes: tuple[int, ...]
     names: tuple[str, ...]
+    source_count: int = 0
 
     @property
     def count(self) -> int:
@@ -31,12 +35,13 @@ class BandSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for model files and provenance tags."""
-        return {"indexes": list(self.indexes), "names": list(self.names)}
+        return {"indexes": list(self.indexes), "names": list(self.names), "source_count": self.source_count}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BandSpec:
         """Inverse of `to_dict`."""
-        return cls(tuple(int(i) for i in data["indexes"]), tuple(str(n) for n in data["names"]))
+        return cls(tuple(int(i) for i in data["indexes"]), tuple(str(n) for n in data["names"]),
+                   int(data.get("source_count", 0)))
 
 
 def parse_band_indexes(text: str | None) -> list[int] | None:
@@ -46,7 +51,8 @@ def parse_band_indexes(text: str | None) -> list[int] | None:
     try:
         indexes = [int(part) for part in text.split(",")]
     except ValueError as exc:
-        raise RasterError(f"--bands {text!r} is not a comma-separated list of 1-based band numbers, e.g. 1,2,3") from exc
+        raise RasterError(f"--bands {text!r} is not a comma-separated list of 1-based band numbers, "
+                          "e.g. 1,2,3") from exc
     if any(i < 1 for i in indexes):
         raise RasterError(f"--bands {text!r}: band numbers start at 1")
     return indexes
@@ -59,11 +65,20 @@ def band_spec_for(src: DatasetReader, indexes: Sequence[int] | None = None) -> B
         if i > src.count:
             raise RasterError(f"band {i} requested but {src.name} has {src.count} band(s); choose from 1..{src.count}")
     names = tuple((src.descriptions[i - 1] or f"b{i}") for i in chosen)
-    return BandSpec(chosen, names)
+    return BandSpec(chosen, names, src.count)
 
 
 def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[int] | None = None) -> BandSpec:
-    """Return the band spec to read from `src` for a model trained on `expected`; raise if they cannot match."""
+    """Return the band spec to read from `src` for a model trained on `expected`; raise if they cannot match.
+
+    Without explicit `indexes`, the image must have as many bands as the model's training image had.
+    """
+    if not indexes and expected.source_count and src.count != expected.source_count:
+        raise RasterError(
+            f"the model was trained on bands {list(expected.names)} of a {expected.source_count}-band image but "
+            f"{src.name} has {src.count} band(s); pass --bands with {expected.count} band numbers of this image in "
+            "the model's order"
+        )
     spec = band_spec_for(src, indexes or (expected.indexes if max(expected.indexes) <= src.count else None))
     if spec.count != expected.count:
         raise RasterError(

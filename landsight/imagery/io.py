@@ -29,7 +29,8 @@ def open_raster(path: str | Path) -> Iterator[DatasetReader]:
     try:
         src = rasterio.open(path_str)
     except RasterioIOError as exc:
-        raise RasterError(f"cannot open {path_str} as a raster ({exc}); is it a GeoTIFF or another GDAL format?") from exc
+        raise RasterError(f"cannot open {path_str} as a raster ({exc}); "
+                          "is it a GeoTIFF or another GDAL format?") from exc
     with src:
         if src.crs is None:
             raise RasterError(f"{path_str} has no CRS; assign one first, e.g. `rio edit-info --crs EPSG:XXXX`")

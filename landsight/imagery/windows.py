@@ -33,11 +33,13 @@ def sliding_windows(width: int, height: int, size: int, overlap: int = 0) -> Ite
             yield Window(col, row, min(size, width - col), min(size, height - row))
 
 
-def _aligned_starts(length: int, size: int, stride: int) -> list[int]:
-    starts = [0]
-    while starts[-1] + size < length:
-        starts.append(starts[-1] + stride)
-    return starts
+def _aligned_starts(length: int, size: int, stride: int, align: int) -> list[int]:
+    """Grid-aligned starts every `stride` px; the last one is the first aligned start whose window reaches the end,
+    so it is clipped by less than `align` px (and padded back by as little as a whole-raster pass would be)."""
+    if length <= size:
+        return [0]
+    last = -(-(length - size) // align) * align
+    return [*range(0, last, stride), last]
 
 
 def aligned_window_rows(width: int, height: int, size: int, overlap: int = 0, align: int = 32) -> list[list[Window]]:
@@ -51,9 +53,9 @@ def aligned_window_rows(width: int, height: int, size: int, overlap: int = 0, al
         raise ConfigError(f"window {size} px must be a multiple of {align} and overlap {overlap} px at most "
                           f"{size - align}")
     stride = (size - overlap) // align * align
-    cols = _aligned_starts(width, size, stride)
+    cols = _aligned_starts(width, size, stride, align)
     return [[Window(c, r, min(size, width - c), min(size, height - r)) for c in cols]
-            for r in _aligned_starts(height, size, stride)]
+            for r in _aligned_starts(height, size, stride, align)]
 
 
 Box = tuple[int, int, int, int]

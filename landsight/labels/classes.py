@@ -100,7 +100,9 @@ class ClassTable:
     @classmethod
     def from_names(cls, names: Iterable[str], background: bool) -> ClassTable:
         """Classes numbered 1..N in the given order, preceded by background (0) if `background`."""
-        items: list[dict[str, Any]] = [{"value": 0, "name": "background", "color": BACKGROUND_COLOR}] if background else []
+        items: list[dict[str, Any]] = []
+        if background:
+            items.append({"value": 0, "name": "background", "color": BACKGROUND_COLOR})
         items += [{"value": i + 1, "name": n, "color": _PALETTE[i % len(_PALETTE)]} for i, n in enumerate(names)]
         return cls.from_list(items)
 

@@ -79,7 +79,8 @@ def _source_crs(text: str | None, path: Path) -> CRS:
     try:
         return CRS.from_user_input(text)
     except CRSError as exc:
-        raise LabelError(f"{path} declares CRS {text!r} that cannot be used ({exc}); reproject it to EPSG:4326") from exc
+        raise LabelError(f"{path} declares CRS {text!r} that cannot be used ({exc}); "
+                         "reproject it to EPSG:4326") from exc
 
 
 def _reproject(geoms: np.ndarray, src: CRS, dst: CRS, path: Path) -> np.ndarray:

@@ -1,10 +1,20 @@
-"""`predict_raster`: a MODEL over a whole raster with overlapping windows, bounded memory, provenance tags."""
+"""`predict_raster`: a MODEL over a whole raster with overlapping windows, bounded memory, provenance tags.
+
+The work is split into stage functions that `landsight predict` and the pipelines (Beam, Flink) share, so every
+engine produces the same pixels: `plan_raster` (band check, window grid, fixed inference chunks), `read_chunk`,
+`infer_chunk` and `write_prediction` (blend, stitch, COG with provenance tags).
+
+Determinism: a chunk is at most `batch_size` windows of one window row, always grouped the same way for a given
+raster, window, overlap and batch size. Every engine runs each chunk as one forward pass, so results do not depend on
+how an engine groups work, even with kernels whose floating-point results vary with the batch composition.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,49 +27,153 @@ from rich.progress import Progress
 from landsight import __version__
 from landsight.errors import ConfigError
 from landsight.imagery.bands import BandSpec, Normalization, check_bands_match
-from landsight.imagery.io import (create_raster, open_raster, output_profile, read_valid_mask, read_window,
-                                  to_cog)
-from landsight.imagery.windows import window_rows
-from landsight.labels.classes import IGNORE_VALUE
+from landsight.imagery.io import (
+    check_readable,
+    create_raster,
+    open_raster,
+    output_profile,
+    read_valid_mask,
+    read_window,
+    to_cog,
+)
+from landsight.imagery.windows import aligned_window_rows
+from landsight.labels.classes import IGNORE_VALUE, ClassTable
+from landsight.models.model_file import ModelFile
 from landsight.outputs import atomic_path, check_output
 from landsight.predict.blend import StripBlender
 from landsight.predict.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
+DEFAULT_WINDOW = 1024
+"""Inference window in px: larger windows cost less per pixel; memory grows with window x raster width."""
+DEFAULT_OVERLAP = 128
+"""Overlap of neighbouring windows in px; blended so that each pixel comes from >= 64 px inside a window."""
+
 PROBABILITY_SCALE = 250
 """Probabilities are stored as uint8 round(p * 250); 255 is nodata."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One inference unit: up to `batch_size` windows of window row `row`, run as a single forward pass."""
+
+    index: int
+    row: int
+    windows: tuple[Window, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RasterPlan:
+    """How one raster is predicted: bands to read, window grid (pixels) and inference chunks. Plain, picklable."""
+
+    image: str
+    width: int
+    height: int
+    spec: BandSpec
+    window: int
+    overlap: int
+    chunks: tuple[Chunk, ...]
+
+    @property
+    def n_windows(self) -> int:
+        """Number of windows over the raster."""
+        return sum(len(c.windows) for c in self.chunks)
+
+    @property
+    def rows(self) -> list[list[Window]]:
+        """Windows grouped by window row, top to bottom."""
+        rows: dict[int, list[Window]] = {}
+        for chunk in self.chunks:
+            rows.setdefault(chunk.row, []).extend(chunk.windows)
+        return [rows[r] for r in sorted(rows)]
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowResult:
+    """Blending input for one window: (classes, h, w) probabilities, or None where the window was not segmented
+    (e.g. cloudy); such windows come out as nodata."""
+
+    row: int
+    window: Window
+    probabilities: np.ndarray | None
 
 
 def _multiple_of_32(n: int) -> int:
     return -(-n // 32) * 32
 
 
-def read_batch(src: DatasetReader, windows: Sequence[Window], spec: BandSpec, normalization: Normalization) -> np.ndarray:
-    """Normalized (N, C, H, W) float32 for same-sized `windows`, padded by reflection to multiples of 32 px.
+def check_window(window: int, overlap: int) -> None:
+    """Refuse a window that is not a positive multiple of 32 px or an overlap of half a window or more."""
+    if window % 32 or window < 32:
+        raise ConfigError(f"--window {window} must be a positive multiple of 32 px")
+    if not 0 <= overlap <= window // 2:
+        raise ConfigError(f"--overlap {overlap} must be >= 0 and at most half the window ({window} px)")
+
+
+def plan_chunks(rows: Sequence[Sequence[Window]], batch_size: int) -> tuple[Chunk, ...]:
+    """Chunks of at most `batch_size` windows that never span two window rows, in row-major order."""
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size} must be at least 1")
+    chunks = []
+    for r, row in enumerate(rows):
+        for start in range(0, len(row), batch_size):
+            chunks.append(Chunk(len(chunks), r, tuple(row[start:start + batch_size])))
+    return tuple(chunks)
+
+
+def plan_raster(image: str | Path, model_file: ModelFile, window: int = DEFAULT_WINDOW,
+                overlap: int = DEFAULT_OVERLAP, batch_size: int = 4,
+                bands: Sequence[int] | None = None, check: bool = False) -> RasterPlan:
+    """Open `image`, match its bands to the model's and lay out windows and chunks.
+
+    `check` also reads a few pixels across the file first, to catch truncated or corrupt files before any work.
+    """
+    check_window(window, overlap)
+    if check:
+        check_readable(image)
+    with open_raster(image) as src:
+        spec = check_bands_match(model_file.bands, src, bands)
+        rows = aligned_window_rows(src.width, src.height, window, overlap)
+        return RasterPlan(str(image), src.width, src.height, spec, window, overlap, plan_chunks(rows, batch_size))
+
+
+def batch_shape(width: int, height: int, window: int) -> tuple[int, int]:
+    """(H, W) every window of a raster is padded to: the window size, or less for a raster smaller than it."""
+    return min(window, _multiple_of_32(height)), min(window, _multiple_of_32(width))
+
+
+def read_batch(src: DatasetReader, windows: Sequence[Window], spec: BandSpec, normalization: Normalization,
+               shape: tuple[int, int]) -> np.ndarray:
+    """Normalized (N, C, H, W) float32 for `windows`, each padded by reflection at the raster edge to `shape`.
 
     Nodata pixels become 0 (the band mean after normalization).
     """
-    h, w = int(windows[0].height), int(windows[0].width)
-    batch = np.zeros((len(windows), spec.count, _multiple_of_32(h), _multiple_of_32(w)), dtype=np.float32)
+    batch = np.zeros((len(windows), spec.count, *shape), dtype=np.float32)
     for i, window in enumerate(windows):
         data = normalization.apply(read_window(src, window, list(spec.indexes)))
         data[:, ~read_valid_mask(src, window, list(spec.indexes))] = 0.0
-        pad = ((0, 0), (0, batch.shape[2] - h), (0, batch.shape[3] - w))
+        h, w = data.shape[1:]
+        pad = ((0, 0), (0, shape[0] - h), (0, shape[1] - w))
         batch[i] = np.pad(data, pad, mode="reflect" if min(h, w) > 1 else "edge")
     return batch
 
 
-def _batches(rows: list[list[Window]], batch_size: int) -> Iterator[tuple[int, list[Window]]]:
-    """(row index, windows) in batches that never span two window rows."""
-    for r, row in enumerate(rows):
-        for start in range(0, len(row), batch_size):
-            yield r, row[start:start + batch_size]
+def read_chunk(src: DatasetReader, plan: RasterPlan, chunk: Chunk, normalization: Normalization) -> np.ndarray:
+    """The normalized batch of one chunk (see `read_batch`), padded to the raster's `batch_shape`."""
+    return read_batch(src, chunk.windows, plan.spec, normalization, batch_shape(plan.width, plan.height, plan.window))
 
 
-def provenance_tags(predictor: Predictor, spec: BandSpec, window: int, overlap: int, image: str) -> dict[str, str]:
+def infer_chunk(predictor: Predictor, batch: np.ndarray, windows: Sequence[Window]) -> list[np.ndarray]:
+    """One forward pass over a chunk's batch; per-window (classes, h, w) probabilities with the padding cut off."""
+    probs = predictor.probabilities(batch)
+    return [np.ascontiguousarray(p[:, :int(w.height), :int(w.width)]) for w, p in zip(windows, probs, strict=True)]
+
+
+def provenance_tags(predictor: Predictor | ModelFile, spec: BandSpec, window: int, overlap: int,
+                    image: str) -> dict[str, str]:
     """GeoTIFF tags saying which model, bands, normalization and window scheme produced an output."""
-    mf = predictor.model_file
+    mf = predictor.model_file if isinstance(predictor, Predictor) else predictor
     return {
         "landsight_version": __version__, "model_sha256": mf.sha256, "model_arch": f"{mf.arch}/{mf.encoder}",
         "bands": json.dumps({"model": mf.bands.to_dict(), "image": spec.to_dict()}),
@@ -70,8 +184,14 @@ def provenance_tags(predictor: Predictor, spec: BandSpec, window: int, overlap: 
 
 
 def _write_strip(dst: DatasetWriter, src: DatasetReader, spec: BandSpec, strip: Window, probs: np.ndarray,
-                 values: np.ndarray, probabilities: bool) -> None:
+                 values: np.ndarray, probabilities: bool, skipped: Sequence[Window] = ()) -> None:
+    """Write blended probabilities (or their classes) for `strip`; nodata where the image is, or in `skipped`."""
     valid = read_valid_mask(src, strip, list(spec.indexes))
+    top, bottom = int(strip.row_off), int(strip.row_off + strip.height)
+    for w in skipped:
+        r0, r1 = max(int(w.row_off), top), min(int(w.row_off + w.height), bottom)
+        if r0 < r1:
+            valid[r0 - top:r1 - top, int(w.col_off):int(w.col_off + w.width)] = False
     if probabilities:
         out = np.round(probs * PROBABILITY_SCALE).astype(np.uint8)
         out[:, ~valid] = IGNORE_VALUE
@@ -82,7 +202,54 @@ def _write_strip(dst: DatasetWriter, src: DatasetReader, spec: BandSpec, strip: 
         dst.write(classes, 1, window=strip)
 
 
-def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = 64,
+def write_prediction(src: DatasetReader, plan: RasterPlan, output: str | Path, classes: ClassTable,
+                     tags: dict[str, str], results: Iterable[WindowResult], probabilities: bool = False,
+                     overwrite: bool = False, cog: bool = True) -> None:
+    """Blend `results` (row-major, every window of `plan` once) into `output`, atomically, as a tagged (COG) GeoTIFF.
+
+    Memory holds one row of windows over the raster width. Windows whose result is None come out as nodata.
+    """
+    profile = output_profile(src, len(classes) if probabilities else 1, "uint8", IGNORE_VALUE)
+    with atomic_path(output, overwrite) as final_tmp:
+        work = final_tmp.with_name(final_tmp.name + ".strips.tif") if cog else final_tmp
+        try:
+            with create_raster(work, profile) as dst:
+                _describe(dst, classes, probabilities, tags)
+                _stitch(src, dst, plan, classes, results, probabilities)
+            if cog:
+                to_cog(work, final_tmp)
+        finally:
+            if cog:
+                work.unlink(missing_ok=True)
+
+
+def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: ClassTable,
+            results: Iterable[WindowResult], probabilities: bool) -> None:
+    """Feed window results to a StripBlender row by row, writing each strip as soon as no later row touches it."""
+    values = classes.value_lut()
+    blender = StripBlender(plan.width, plan.height, plan.window, len(classes), plan.overlap)
+    tops = [int(row[0].row_off) for row in plan.rows]
+    skipped: list[Window] = []
+    current = 0
+
+    def flush(row: int) -> None:
+        next_top = tops[row + 1] if row + 1 < len(tops) else plan.height
+        for strip, blended in blender.flush(next_top):
+            _write_strip(dst, src, plan.spec, strip, blended, values, probabilities, skipped)
+
+    for result in results:
+        while result.row > current:
+            flush(current)
+            current += 1
+        if result.probabilities is None:
+            skipped.append(result.window)
+        else:
+            blender.add(result.window, result.probabilities)
+    for row in range(current, len(tops)):
+        flush(row)
+
+
+def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
                    batch_size: int = 4, device: str = "auto", probabilities: bool = False,
                    bands: Sequence[int] | None = None, overwrite: bool = False, window: int = 1024,
                    cog: bool = True) -> dict[str, Any]:
@@ -94,34 +261,17 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
     """
     check_output(output, overwrite)
     predictor = model if isinstance(model, Predictor) else Predictor.load(model, device)
-    if window % 32 or window < 32:
-        raise ConfigError(f"--window {window} must be a positive multiple of 32 px")
-    if not 0 <= overlap < window // 2:
-        raise ConfigError(f"--overlap {overlap} must be >= 0 and less than half the window ({window} px)")
-    classes = predictor.model_file.classes
+    plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands)
+    tags = provenance_tags(predictor, plan.spec, window, overlap, str(image))
     with open_raster(image) as src:
-        spec = check_bands_match(predictor.model_file.bands, src, bands)
-        rows = window_rows(src.width, src.height, window, overlap)
-        count = len(classes) if probabilities else 1
-        profile = output_profile(src, count, "uint8", IGNORE_VALUE)
-        tags = provenance_tags(predictor, spec, window, overlap, str(image))
-        n_windows = sum(len(r) for r in rows)
-        with atomic_path(output, overwrite) as final_tmp:
-            work = final_tmp.with_name(final_tmp.name + ".strips.tif") if cog else final_tmp
-            try:
-                with create_raster(work, profile) as dst:
-                    _describe(dst, classes, probabilities, tags)
-                    _run(predictor, src, dst, spec, rows, window, overlap, batch_size, probabilities)
-                if cog:
-                    to_cog(work, final_tmp)
-            finally:
-                if cog:
-                    work.unlink(missing_ok=True)
-    log.info("predicted %d windows of %d px over %s", n_windows, window, image)
-    return {"windows": n_windows, "window": window, "overlap": overlap, "output": str(output), **tags}
+        results = _predict_chunks(predictor, src, plan)
+        write_prediction(src, plan, output, predictor.model_file.classes, tags, results, probabilities, overwrite,
+                         cog)
+    log.info("predicted %d windows of %d px over %s", plan.n_windows, window, image)
+    return {"windows": plan.n_windows, "window": window, "overlap": overlap, "output": str(output), **tags}
 
 
-def _describe(dst: DatasetWriter, classes: Any, probabilities: bool, tags: dict[str, str]) -> None:
+def _describe(dst: DatasetWriter, classes: ClassTable, probabilities: bool, tags: dict[str, str]) -> None:
     dst.update_tags(**tags)
     if probabilities:
         for i, name in enumerate(classes.names, start=1):
@@ -132,26 +282,17 @@ def _describe(dst: DatasetWriter, classes: Any, probabilities: bool, tags: dict[
         dst.write_colormap(1, classes.colormap())
 
 
-def _run(predictor: Predictor, src: DatasetReader, dst: DatasetWriter, spec: BandSpec, rows: list[list[Window]],
-         window: int, overlap: int, batch_size: int, probabilities: bool) -> None:
-    """Read the next batch in a thread while the model runs on the current one; flush rows as they finish."""
-    classes = predictor.model_file.classes
-    values = classes.value_lut()
-    blender = StripBlender(src.width, src.height, window, len(classes), overlap)
+def _predict_chunks(predictor: Predictor, src: DatasetReader, plan: RasterPlan) -> Iterator[WindowResult]:
+    """Read the next chunk in a thread while the model runs on the current one; yield window results in order."""
     normalization = predictor.model_file.normalization
-    batches = list(_batches(rows, batch_size))
+    chunks = plan.chunks
     with ThreadPoolExecutor(max_workers=1) as reader, Progress(transient=True) as progress:
-        task = progress.add_task("predicting", total=sum(len(r) for r in rows))
-        pending = reader.submit(read_batch, src, batches[0][1], spec, normalization)
-        for i, (r, windows) in enumerate(batches):
+        task = progress.add_task("predicting", total=plan.n_windows)
+        pending = reader.submit(read_chunk, src, plan, chunks[0], normalization)
+        for i, chunk in enumerate(chunks):
             batch = pending.result()
-            if i + 1 < len(batches):
-                pending = reader.submit(read_batch, src, batches[i + 1][1], spec, normalization)
-            probs = predictor.probabilities(batch)
-            for win, p in zip(windows, probs, strict=True):
-                blender.add(win, p[:, :int(win.height), :int(win.width)])
-            progress.advance(task, len(windows))
-            if i + 1 == len(batches) or batches[i + 1][0] != r:
-                next_top = int(rows[r + 1][0].row_off) if r + 1 < len(rows) else src.height
-                for strip, blended in blender.flush(next_top):
-                    _write_strip(dst, src, spec, strip, blended, values, probabilities)
+            if i + 1 < len(chunks):
+                pending = reader.submit(read_chunk, src, plan, chunks[i + 1], normalization)
+            for win, p in zip(chunk.windows, infer_chunk(predictor, batch, chunk.windows), strict=True):
+                yield WindowResult(chunk.row, win, p)
+            progress.advance(task, len(chunk.windows))

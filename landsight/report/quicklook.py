@@ -8,14 +8,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from rasterio.enums import Resampling  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import shapely
+from rasterio.enums import Resampling
 
-from landsight.imagery.io import open_raster  # noqa: E402
-from landsight.labels.classes import IGNORE_VALUE  # noqa: E402
-from landsight.outputs import atomic_path  # noqa: E402
+from landsight.imagery.io import open_raster
+from landsight.labels.classes import IGNORE_VALUE
+from landsight.outputs import atomic_path
 
 
 def _decimated(path: str | Path, indexes: Sequence[int], max_size: int, resampling: Resampling) -> np.ndarray:

@@ -162,9 +162,54 @@ def _epoch_row(epoch: int, train_loss: float, val_loss: float | None, summary: d
     return row
 
 
-def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device, resume_path: Path,
-        curves_prefix: Path, restart: bool = False, max_minutes: float | None = None) -> FitResult:
-    """Train `model` on `data`; keep the weights with the best validation mIoU; resume from `resume_path`."""
+@dataclasses.dataclass
+class _Run:
+    """The pieces one training run keeps across epochs."""
+
+    model: nn.Module
+    data: TrainingData
+    config: TrainConfig
+    device: torch.device
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    val_loader: DataLoader | None
+
+
+def _epoch(run: _Run, epoch: int, progress: Progress) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Train one epoch on fresh random chips, then validate; returns (history row, validation summary)."""
+    config = run.config
+    t0 = time.monotonic()
+    chips = _epoch_chips(run.data, config.chips_per_epoch, random.Random(config.seed * 100_003 + epoch))
+    task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=-(-len(chips) // config.batch_size))
+    loader = _loader(run.data, chips, config, config.augment, config.seed + epoch)
+    train_loss = _train_epoch(run.model, loader, run.loss_fn, run.optimizer, run.scheduler, run.device, progress,
+                              task)
+    progress.remove_task(task)
+    val_loss, summary = None, None
+    if run.val_loader is not None:
+        val_loss, cm = evaluate_chips(run.model, run.val_loader, run.loss_fn, len(run.data.classes), run.device)
+        summary = summarize(cm, run.data.classes.names)
+    lr = run.scheduler.get_last_lr()[-1]
+    return _epoch_row(epoch, train_loss, val_loss, summary, lr, time.monotonic() - t0), summary
+
+
+def _record(state: _State, epoch: int, row: dict[str, Any], summary: dict[str, Any] | None, model: nn.Module) -> None:
+    """Append the epoch to the history and keep the weights if they score best (validation mIoU, else -loss)."""
+    state.history.append(row)
+    score = (summary["mean_iou"] or 0.0) if summary else -row["train_loss"]
+    if score > state.best_score:
+        state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+        state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        state.best_metrics = summary or {}
+    else:
+        state.bad_epochs += 1
+    state.epoch = epoch
+    log.info("epoch %d: train loss %.4f%s", epoch, row["train_loss"],
+             f", val loss {row['val_loss']:.4f}, val mIoU {row['val_miou']:.3f}" if summary else "")
+
+
+def _setup(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device) -> _Run:
     torch.manual_seed(config.seed)
     model.to(device)
     val_chips = [(i, w) for i, split in enumerate(data.splits) for w in split.val]
@@ -173,48 +218,35 @@ def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch
     steps = config.epochs * -(-config.chips_per_epoch // config.batch_size)
     optimizer, peaks = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=steps, pct_start=0.1)
+    return _Run(model, data, config, device, loss_fn, optimizer, scheduler, val_loader)
+
+
+def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device, resume_path: Path,
+        curves_prefix: Path, restart: bool = False, max_minutes: float | None = None) -> FitResult:
+    """Train `model` on `data`; keep the weights with the best validation mIoU; resume from `resume_path`."""
+    run = _setup(model, data, config, device)
     key = run_key(config, data)
     state = _State()
     if resume_path.exists() and not restart:
-        state = _load_resume(resume_path, key, model, optimizer, scheduler)
+        state = _load_resume(resume_path, key, model, run.optimizer, run.scheduler)
         log.info("resuming from %s after epoch %d", resume_path, state.epoch)
     started = time.monotonic() - state.elapsed
     with Progress(transient=True) as progress:
         while state.epoch < config.epochs:
-            epoch = state.epoch + 1
-            t0 = time.monotonic()
-            chips = _epoch_chips(data, config.chips_per_epoch, random.Random(config.seed * 100_003 + epoch))
-            task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=-(-len(chips) // config.batch_size))
-            train_loss = _train_epoch(model, _loader(data, chips, config, config.augment, config.seed + epoch),
-                                      loss_fn, optimizer, scheduler, device, progress, task)
-            progress.remove_task(task)
-            val_loss, summary = None, None
-            if val_loader is not None:
-                val_loss, cm = evaluate_chips(model, val_loader, loss_fn, len(data.classes), device)
-                summary = summarize(cm, data.classes.names)
-            row = _epoch_row(epoch, train_loss, val_loss, summary, scheduler.get_last_lr()[-1], time.monotonic() - t0)
-            state.history.append(row)
-            score = (summary["mean_iou"] or 0.0) if summary else -train_loss
-            if score > state.best_score:
-                state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
-                state.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-                state.best_metrics = summary or {}
-            else:
-                state.bad_epochs += 1
-            state.epoch = epoch
+            row, summary = _epoch(run, state.epoch + 1, progress)
+            _record(state, state.epoch + 1, row, summary, model)
             state.elapsed = time.monotonic() - started
-            log.info("epoch %d: train loss %.4f%s", epoch, train_loss,
-                     f", val loss {val_loss:.4f}, val mIoU {summary['mean_iou']:.3f}" if summary else "")
-            _save_resume(resume_path, key, state, model, optimizer, scheduler)
+            _save_resume(resume_path, key, state, model, run.optimizer, run.scheduler)
             write_csv(state.history, curves_prefix.with_name(curves_prefix.name + "-metrics.csv"))
             plot_curves(state.history, curves_prefix.with_name(curves_prefix.name + "-curves.png"),
                         f"{config.arch}/{config.encoder}")
-            if val_loader is not None and state.bad_epochs >= config.patience:
+            if run.val_loader is not None and state.bad_epochs >= config.patience:
                 log.info("early stop: no validation mIoU gain for %d epochs (best %.3f at epoch %d)",
                          config.patience, state.best_score, state.best_epoch)
                 break
             if max_minutes is not None and state.elapsed > 60 * max_minutes:
-                log.info("time budget of %.1f min reached after epoch %d", max_minutes, epoch)
+                log.info("time budget of %.1f min reached after epoch %d", max_minutes, state.epoch)
                 break
-    assert state.best_state is not None
+    if state.best_state is None:
+        raise CheckpointError(f"{resume_path} holds no trained epoch; pass --restart")
     return FitResult(state.best_state, state.best_metrics, state.history, state.best_epoch)

@@ -10,9 +10,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from landsight.outputs import atomic_path  # noqa: E402
+from landsight.outputs import atomic_path
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:

@@ -1,0 +1,87 @@
+"""`landsight pipeline run`: segment many rasters with Apache Beam (any runner) or a local Flink mini-cluster."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from landsight.cli import options
+from landsight.imagery.bands import parse_band_indexes
+
+
+@click.group()
+def pipeline() -> None:
+    """Inference at scale: Beam pipelines (DirectRunner by default) and a PyFlink engine."""
+
+
+@pipeline.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--input", "inputs", multiple=True, required=True,
+              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt or /vsicurl/ URLs "
+                   "(repeatable). With --streaming: the directory or glob to watch.")
+@click.option("--model", required=True, type=click.Path(dir_okay=False), help="Segmentation MODEL file.")
+@click.option("--cloud-model", default=None, type=click.Path(dir_okay=False),
+              help="Cloud gate model: cloudy windows are not segmented (nodata) and marked cloudy in the stats.")
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--runner", default="DirectRunner", show_default=True,
+              help="Beam runner: DirectRunner, PortableRunner, FlinkRunner, SparkRunner, DataflowRunner...")
+@click.option("--engine", type=click.Choice(["beam", "flink"]), default="beam", show_default=True,
+              help="beam: a Beam pipeline on --runner; flink: a PyFlink job on a local mini-cluster "
+                   "(needs the environment made by scripts/flink-env.sh).")
+@options.window_opt
+@options.overlap_opt
+@click.option("--batch-size", type=int, default=4, show_default=True, help="Windows per forward pass.")
+@options.bands_opt
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where workers run the models.")
+@click.option("--simplify", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Polygon simplification tolerance, in the mask's CRS units.")
+@click.option("--min-area", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Drop polygons smaller than this, in m².")
+@click.option("--polygon-crs", default="EPSG:4326", show_default=True, help="CRS of the GeoJSON sequence.")
+@click.option("--polygons/--no-polygons", default=True, show_default=True,
+              help="Write polygons (KEY.geojsonl); without them `landsight vectorize` can make them later.")
+@click.option("--streaming", is_flag=True, help="Watch --input and process rasters as they arrive.")
+@click.option("--stop-after", type=click.FloatRange(min=0), default=None,
+              help="Streaming: stop watching after this many seconds, finish in-flight rasters and exit.")
+@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Streaming: seconds between listings of the watched folder.")
+@click.option("--window-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Streaming: fixed windows of time within which arriving rasters are batched.")
+@click.option("--parallelism", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Flink engine: parallelism of the mini-cluster.")
+@click.pass_context
+def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: str | None, out_dir: str, runner: str,
+        engine: str, window: int, overlap: int, batch_size: int, bands: str | None, device: str, simplify: float,
+        min_area: float, polygon_crs: str, polygons: bool, streaming: bool, stop_after: float | None,
+        poll_interval: float, window_seconds: float, parallelism: int) -> None:
+    """Segment rasters into masks (COG), polygons (GeoJSON sequence) and per-window stats in OUT_DIR.
+
+    Unknown options are passed to Beam, e.g. `--runner PortableRunner --job_endpoint=localhost:8099
+    --environment_type=LOOPBACK`. Completed rasters are skipped on a rerun; failed ones are recorded in
+    OUT_DIR/dead-letter/ and the exit code is 1.
+    """
+    from landsight.pipeline.stages import JobConfig
+
+    beam_log = logging.getLogger("apache_beam")
+    beam_log.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
+    indexes = parse_band_indexes(bands)
+    config = JobConfig(model, out_dir, cloud_model, window, overlap, batch_size, tuple(indexes) if indexes else None,
+                       device, simplify, min_area, polygon_crs, polygons)
+    if engine == "flink":
+        if streaming or ctx.args:
+            raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
+        from landsight.pipeline.flink import run_flink
+
+        summary = run_flink(list(inputs), config, parallelism)
+    else:
+        from landsight.pipeline.run import run_pipeline
+
+        summary = run_pipeline(list(inputs), config, runner, ctx.args, streaming=streaming, stop_after=stop_after,
+                               poll_interval=poll_interval, window_seconds=window_seconds)
+    click.echo(f"{len(summary['done'])} raster(s) done, {len(summary['failed'])} failed, "
+               f"{len(summary['missing'])} unfinished; outputs in {out_dir}")
+    for failure in summary["failed"]:
+        click.secho(f"  {failure['image']}: {failure['stage']}: {failure['error']}", err=True, fg="yellow")
+    if summary["failed"]:
+        ctx.exit(1)

@@ -1,0 +1,54 @@
+"""Which rasters a pipeline reads: paths, lists, globs, directories, GDAL URLs; or the pattern streaming watches."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from landsight.errors import ConfigError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+"""File types taken from a directory given as input."""
+
+
+def is_remote(item: str) -> bool:
+    """True for GDAL virtual paths and URLs, which are passed to GDAL as they are."""
+    return item.startswith("/vsi") or "://" in item
+
+
+def expand_inputs(inputs: str | Sequence[str]) -> list[str]:
+    """Rasters named by `inputs`: paths, comma-separated lists, globs, directories (their rasters), `@list.txt` files
+    (one input per line) and anything GDAL opens (`/vsicurl/...`); local paths become absolute, order is kept."""
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    found: list[str] = []
+    for item in (part.strip() for entry in items for part in entry.split(",")):
+        if not item:
+            continue
+        if is_remote(item):
+            found.append(item)
+        elif item.startswith("@"):
+            lines = Path(item[1:]).read_text().splitlines()
+            found += expand_inputs([line for line in lines if line.strip() and not line.startswith("#")])
+        elif Path(item).is_dir():
+            found += sorted(str(p.resolve()) for p in Path(item).iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise ConfigError(f"--input {item!r} matches no file; check the pattern")
+            found += [str(Path(m).resolve()) for m in matches]
+        else:
+            found.append(str(Path(item).resolve()))
+    if not found:
+        raise ConfigError(f"--input {inputs!r} names no raster; pass paths, a glob or a directory")
+    return list(dict.fromkeys(found))
+
+
+def watch_pattern(inputs: str | Sequence[str]) -> str:
+    """The glob to watch in streaming mode: a pattern as given, or DIR/*.tif for a directory."""
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    if len(items) != 1:
+        raise ConfigError("--streaming watches one directory or pattern; pass a single --input")
+    item = items[0]
+    return os.path.join(item, "*.tif") if Path(item).is_dir() else item

@@ -1,0 +1,344 @@
+"""Engine-independent pipeline stages: plan, read, gate, infer, write outputs, dead letters, completion markers.
+
+Beam (`transforms.py`) and Flink (`flink.py`) call these and nothing else, so every engine writes the same files.
+This module imports neither apache_beam nor pyflink. Per raster KEY (the input's file stem) an output folder holds:
+
+    KEY.tif          class mask, Cloud Optimized GeoTIFF, tagged like `landsight predict` output
+    KEY.geojsonl     polygons as a GeoJSON text sequence (one Feature per line, EPSG:4326 by default)
+    KEY.stats.csv    one row per window: clear/cloudy and class areas (m²) over the window's core
+    KEY.done.json    completion marker, written last: a rerun skips the raster while it matches the job
+    dead-letter/KEY.STAGE.json   why an input failed (removed when a later run completes it)
+
+Every file is written to a temporary name and renamed, so a killed run leaves no corrupt output, only hidden
+`.*.part*` files that `clean_partials` removes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import re
+import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from landsight import __version__
+from landsight.errors import ConfigError, MissingExtraError, RasterError
+from landsight.imagery.bands import BandSpec, check_bands_match
+from landsight.imagery.io import open_raster, read_window
+from landsight.models.model_file import ModelFile, file_sha256, load_model_file
+from landsight.outputs import atomic_path
+from landsight.predict.predictor import Predictor
+from landsight.predict.raster import (
+    DEFAULT_OVERLAP,
+    DEFAULT_WINDOW,
+    Chunk,
+    RasterPlan,
+    WindowResult,
+    infer_chunk,
+    plan_raster,
+    provenance_tags,
+    read_chunk,
+    write_prediction,
+)
+from landsight.predict.stats import stats_rows, window_stats, write_stats_csv
+from landsight.vectorize import mask_features, write_geojson_seq
+
+
+class Gate(Protocol):
+    """The cloud gate contract (`landsight.classify.gate.CloudGate`): raw (C, H, W) images of `bands` -> cloudy?"""
+
+    bands: BandSpec
+
+    def cloudy(self, images: list[np.ndarray]) -> list[bool]:
+        """One flag per image."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """Everything a pipeline worker needs, as plain values (it is shipped to workers and to the Flink job)."""
+
+    model: str
+    out_dir: str
+    cloud_model: str | None = None
+    window: int = DEFAULT_WINDOW
+    overlap: int = DEFAULT_OVERLAP
+    batch_size: int = 4
+    bands: tuple[int, ...] | None = None
+    device: str = "cpu"
+    simplify: float = 0.0
+    min_area: float = 0.0
+    polygon_crs: str | None = "EPSG:4326"
+    polygons: bool = True
+
+    def to_json(self) -> str:
+        """JSON text (for job files)."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobConfig:
+        """Inverse of `to_json`."""
+        data = json.loads(text)
+        data["bands"] = tuple(data["bands"]) if data.get("bands") else None
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class RasterOutputs:
+    """Output paths of one raster."""
+
+    mask: Path
+    polygons: Path
+    stats: Path
+    marker: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkTask:
+    """One chunk of one raster to segment; `key` names the raster's outputs."""
+
+    key: str
+    plan: RasterPlan
+    chunk: Chunk
+
+    @property
+    def image(self) -> str:
+        """The input raster."""
+        return self.plan.image
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkData:
+    """A read chunk: the normalized batch of its (clear) windows and, with a gate, raw images of the gate's bands."""
+
+    task: ChunkTask
+    windows: tuple[Any, ...]
+    batch: np.ndarray
+    gate_images: tuple[np.ndarray, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkResult:
+    """Window results of one chunk (probabilities, or None for cloudy windows)."""
+
+    task: ChunkTask
+    results: tuple[WindowResult, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class RasterDone:
+    """A raster whose mask is written; `cloudy` lists (col_off, row_off) of windows the gate dropped."""
+
+    key: str
+    plan: RasterPlan
+    cloudy: tuple[tuple[int, int], ...]
+
+
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def raster_key(image: str) -> str:
+    """Output name of an input: its file stem, with unsafe characters replaced (`/vsicurl/.../a.tif` -> `a`)."""
+    name = image.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return _KEY_CHARS.sub("_", stem) or "raster"
+
+
+def check_unique_keys(images: Sequence[str]) -> None:
+    """Refuse inputs whose outputs would collide (same file stem)."""
+    seen: dict[str, str] = {}
+    for image in images:
+        other = seen.setdefault(raster_key(image), image)
+        if other != image:
+            raise ConfigError(f"inputs {other} and {image} would both write {raster_key(image)}.*; rename one")
+
+
+def outputs_for(out_dir: str | Path, key: str) -> RasterOutputs:
+    """Where raster `key`'s outputs go."""
+    out = Path(out_dir)
+    return RasterOutputs(out / f"{key}.tif", out / f"{key}.geojsonl", out / f"{key}.stats.csv",
+                         out / f"{key}.done.json")
+
+
+def _job_facts(config: JobConfig, model_sha: str, gate_sha: str | None) -> dict[str, Any]:
+    return {"model_sha256": model_sha, "gate_sha256": gate_sha, "window": config.window, "overlap": config.overlap,
+            "batch_size": config.batch_size, "bands": list(config.bands) if config.bands else None}
+
+
+def is_complete(config: JobConfig, image: str, model_sha: str, gate_sha: str | None = None) -> bool:
+    """True if `image`'s outputs exist and its marker says the same image, model, gate and window scheme."""
+    outputs = outputs_for(config.out_dir, raster_key(image))
+    try:
+        marker = json.loads(outputs.marker.read_text())
+    except (OSError, ValueError):
+        return False
+    same = marker.get("image") == image and marker.get("job") == _job_facts(config, model_sha, gate_sha)
+    required = [outputs.mask, outputs.stats] + ([outputs.polygons] if config.polygons else [])
+    return same and all(p.exists() for p in required)
+
+
+def clean_partials(out_dir: str | Path) -> int:
+    """Remove temporary files a killed run left in `out_dir` (and its dead-letter folder); returns how many."""
+    removed = 0
+    for folder in (Path(out_dir), Path(out_dir) / "dead-letter"):
+        for path in folder.glob(".*.part*"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+_PREDICTORS: dict[tuple[str, str], Predictor] = {}
+_MODEL_FILES: dict[str, ModelFile] = {}
+
+
+def load_model(config: JobConfig) -> ModelFile:
+    """The segmentation MODEL file (weights, bands, normalization, classes), read once per process."""
+    if config.model not in _MODEL_FILES:
+        _MODEL_FILES[config.model] = load_model_file(config.model)
+    return _MODEL_FILES[config.model]
+
+
+def load_predictor(config: JobConfig) -> Predictor:
+    """The segmentation model, loaded once per process."""
+    key = (config.model, config.device)
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = Predictor.load(config.model, config.device)
+    return _PREDICTORS[key]
+
+
+def load_gate(config: JobConfig) -> Gate | None:
+    """The cloud gate of `config.cloud_model` (None without one); `landsight.classify` is imported only here."""
+    if config.cloud_model is None:
+        return None
+    try:
+        from landsight.classify.gate import CloudGate  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise MissingExtraError("--cloud-model needs landsight.classify.gate (the cloud classifier); this landsight "
+                                "has none: update landsight or run without --cloud-model") from exc
+    gate: Gate = CloudGate.load(config.cloud_model, device=config.device)
+    return gate
+
+
+def gate_sha(config: JobConfig, gate: Gate | None) -> str | None:
+    """Identity of the gate for completion markers: the gate file's sha256, or the injected object's type."""
+    if config.cloud_model is not None:
+        return file_sha256(config.cloud_model)
+    return None if gate is None else f"{type(gate).__module__}.{type(gate).__qualname__}"
+
+
+def plan_tasks(config: JobConfig, image: str, model_file: ModelFile) -> list[ChunkTask]:
+    """The chunks of `image` to segment (checks the file is readable and its bands fit the model)."""
+    plan = plan_raster(image, model_file, config.window, config.overlap, config.batch_size, config.bands, check=True)
+    key = raster_key(image)
+    return [ChunkTask(key, plan, chunk) for chunk in plan.chunks]
+
+
+def read_task(task: ChunkTask, model_file: ModelFile, gate_bands: BandSpec | None = None) -> ChunkData:
+    """Read a chunk's normalized batch and, with a gate's `gate_bands`, the raw pixels of those bands."""
+    with open_raster(task.image) as src:
+        batch = read_chunk(src, task.plan, task.chunk, model_file.normalization)
+        images = None
+        if gate_bands is not None:
+            spec = check_bands_match(gate_bands, src)
+            images = tuple(read_window(src, w, list(spec.indexes)) for w in task.chunk.windows)
+    return ChunkData(task, task.chunk.windows, batch, images)
+
+
+def apply_gate(data: ChunkData, gate: Gate) -> tuple[ChunkData | None, ChunkResult | None]:
+    """Split a chunk into its clear part (to segment; None if all cloudy) and its cloudy windows (None if none)."""
+    assert data.gate_images is not None, "read_task was called without the gate"
+    flags = [bool(f) for f in gate.cloudy(list(data.gate_images))]
+    if len(flags) != len(data.windows):
+        raise RasterError(f"the cloud gate returned {len(flags)} flags for {len(data.windows)} windows")
+    row = data.task.chunk.row
+    cloudy = tuple(WindowResult(row, w, None) for w, f in zip(data.windows, flags, strict=True) if f)
+    keep = [i for i, f in enumerate(flags) if not f]
+    clear = None
+    if keep:
+        clear = ChunkData(data.task, tuple(data.windows[i] for i in keep), data.batch[keep], None)
+    return clear, (ChunkResult(data.task, cloudy) if cloudy else None)
+
+
+def infer(data: ChunkData, predictor: Predictor) -> ChunkResult:
+    """Segment a read chunk (one forward pass)."""
+    probs = infer_chunk(predictor, data.batch, data.windows)
+    row = data.task.chunk.row
+    return ChunkResult(data.task, tuple(WindowResult(row, w, p) for w, p in zip(data.windows, probs, strict=True)))
+
+
+def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
+               results: Iterable[WindowResult]) -> RasterDone:
+    """Blend all window results of a raster into its mask COG; every window of the plan must be present once."""
+    ordered = sorted(results, key=lambda r: (int(r.window.row_off), int(r.window.col_off)))
+    if len(ordered) != plan.n_windows:
+        raise RasterError(f"{plan.image}: {len(ordered)} of {plan.n_windows} windows arrived; see the other "
+                          "dead-letter records of this raster")
+    key = raster_key(plan.image)
+    tags = provenance_tags(model_file, plan.spec, plan.window, plan.overlap, plan.image)
+    with open_raster(plan.image) as src:
+        write_prediction(src, plan, outputs_for(config.out_dir, key).mask, model_file.classes, tags, ordered,
+                         overwrite=True)
+    cloudy = tuple((int(r.window.col_off), int(r.window.row_off)) for r in ordered if r.probabilities is None)
+    return RasterDone(key, plan, cloudy)
+
+
+def write_polygons(config: JobConfig, done: RasterDone) -> RasterDone:
+    """Polygonize a written mask into KEY.geojsonl (nothing when `config.polygons` is off)."""
+    if not config.polygons:
+        return done
+    outputs = outputs_for(config.out_dir, done.key)
+    features, _ = mask_features(outputs.mask, config.simplify, config.min_area, config.polygon_crs)
+    write_geojson_seq(features, outputs.polygons, overwrite=True)
+    return done
+
+
+def write_stats(config: JobConfig, model_file: ModelFile, done: RasterDone, gate_digest: str | None) -> RasterOutputs:
+    """Write the per-window stats table, then the completion marker, and drop stale dead-letter records."""
+    outputs = outputs_for(config.out_dir, done.key)
+    stats = window_stats(outputs.mask, done.plan.rows, model_file.classes, set(done.cloudy))
+    write_stats_csv(stats_rows(done.plan.image, stats), outputs.stats, overwrite=True)
+    marker = {"image": done.plan.image, "job": _job_facts(config, model_file.sha256, gate_digest),
+              "windows": done.plan.n_windows, "cloudy": len(done.cloudy), "landsight_version": __version__,
+              "outputs": {k: str(v) for k, v in dataclasses.asdict(outputs).items() if k != "marker"},
+              "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    with atomic_path(outputs.marker, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(marker, indent=1))
+    for stale in (Path(config.out_dir) / "dead-letter").glob(f"{done.key}.*.json"):
+        stale.unlink(missing_ok=True)
+    return outputs
+
+
+def dead_letter(out_dir: str | Path, image: str, stage: str, error: BaseException | str,
+                trace: Sequence[str] | None = None) -> Path:
+    """Record why `image` failed at `stage` in dead-letter/KEY.STAGE.json; returns the record's path."""
+    key = raster_key(image)
+    path = Path(out_dir) / "dead-letter" / f"{key}.{stage}.json"
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    if trace is None and isinstance(error, BaseException):
+        trace = traceback.format_exception(error)
+    record = {"image": image, "key": key, "stage": stage, "error": text, "traceback": "".join(trace or []),
+              "time_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def summarize(out_dir: str | Path, images: Sequence[str]) -> dict[str, Any]:
+    """What happened to each of `images`: done (marker present) or failed (dead-letter records), else missing."""
+    done, failed, missing = [], [], []
+    for image in images:
+        key = raster_key(image)
+        records = sorted((Path(out_dir) / "dead-letter").glob(f"{key}.*.json"))
+        if outputs_for(out_dir, key).marker.exists() and not records:
+            done.append(image)
+        elif records:
+            failed.append({"image": image, **{k: v for k, v in json.loads(records[0].read_text()).items()
+                                               if k in ("stage", "error")}})
+        else:
+            missing.append(image)
+    return {"out_dir": str(out_dir), "done": done, "failed": failed, "missing": missing}
