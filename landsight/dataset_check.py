@@ -19,9 +19,9 @@ from rich.progress import track
 
 from landsight.errors import LabelError
 from landsight.imagery.io import open_raster, read_valid_mask
-from landsight.imagery.windows import blocked_split, train_positions
+from landsight.imagery.windows import block_windows, blocked_split, train_positions
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
-from landsight.labels.rasterize import block_windows, burn_window, check_overlap
+from landsight.labels.rasterize import burn_window, check_overlap
 from landsight.labels.vectors import Features, class_values, read_features
 from landsight.outputs import atomic_path
 

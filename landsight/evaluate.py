@@ -21,9 +21,10 @@ from rasterio.windows import Window
 from rich.progress import track
 
 from landsight.errors import ConfigError, LabelError, RasterError
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import open_raster, read_window
+from landsight.imagery.windows import block_windows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
-from landsight.labels.rasterize import block_windows, burn_window, check_overlap, read_mask_window, table_from_tags
+from landsight.labels.rasterize import burn_window, check_overlap, table_from_tags
 from landsight.labels.vectors import class_values, read_features
 from landsight.metrics import confusion_matrix, summarize
 from landsight.outputs import atomic_path, check_output
@@ -120,7 +121,7 @@ def _accumulate(src: DatasetReader, truth_of: TruthReader, table: ClassTable, re
     windows = list(block_windows(region, block))
     quiet = len(windows) < 4 or not log.isEnabledFor(logging.INFO)
     for window in track(windows, description="evaluating", transient=True, disable=quiet):
-        pred = to_index(read_mask_window(src, window), lut)
+        pred = to_index(read_window(src, window, [1])[0], lut)
         truth = truth_of(window)
         cm += confusion_matrix(truth, pred, n)
         unpredicted += int(((truth < n) & (pred >= n)).sum())
@@ -184,7 +185,7 @@ def _raster_truth(lsrc: DatasetReader, src: DatasetReader, table: ClassTable) ->
         lut[c.value] = table.names.index(c.name)
     if lsrc.nodata is not None and 0 <= lsrc.nodata < 256:
         lut[int(lsrc.nodata)] = IGNORE_VALUE
-    return lambda window: to_index(read_mask_window(lsrc, window), lut)
+    return lambda window: to_index(read_window(lsrc, window, [1])[0], lut)
 
 
 def write_report(report: dict[str, Any], cm: np.ndarray, out_dir: str | Path, overwrite: bool = False) -> None:

@@ -20,9 +20,10 @@ from rasterio.windows import Window
 from rich.progress import track
 
 from landsight.errors import ConfigError, RasterError
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import open_raster, read_window
+from landsight.imagery.windows import block_windows
 from landsight.labels.classes import IGNORE_VALUE
-from landsight.labels.rasterize import block_windows, read_mask_window, table_from_tags
+from landsight.labels.rasterize import table_from_tags
 from landsight.outputs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def polygonize(src: DatasetReader, skip: set[int], block: int = 1024) -> Iterato
     pending: dict[int, list[shapely.Polygon]] = {}
     windows = list(block_windows(Window(0, 0, src.width, src.height), block))
     for window in track(windows, description="vectorizing", transient=True, disable=_quiet(len(windows))):
-        data = read_mask_window(src, window)
+        data = read_window(src, window, [1])[0]
         valid = ~np.isin(data, list(skip))
         offset = Affine.translation(window.col_off, window.row_off)
         for geojson, value in rio_features.shapes(data, mask=valid, transform=offset, connectivity=4):

@@ -18,8 +18,9 @@ from rasterio.windows import transform as window_transform
 from landsight.compare.shapes import polygons_by_value
 from landsight.errors import ConfigError, LabelError, RasterError
 from landsight.imagery.io import read_valid_mask, read_window
+from landsight.imagery.windows import block_windows
 from landsight.labels.classes import ClassTable
-from landsight.labels.rasterize import block_windows, burn_window, table_from_tags
+from landsight.labels.rasterize import burn_window, table_from_tags
 from landsight.labels.vectors import Features, read_features
 
 log = logging.getLogger(__name__)

@@ -124,3 +124,21 @@ def sample_train_windows(positions: Sequence[Box], n: int, rng: random.Random) -
         raise ConfigError("no training chip fits outside the validation blocks; use a smaller --chip-size or "
                           "--val-fraction 0")
     return [Window(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in rng.choices(positions, k=n)]
+
+
+def block_windows(region: Window, size: int) -> Iterator[Window]:
+    """Disjoint windows of at most `size` x `size` px tiling `region`, row by row.
+
+    Unlike `sliding_windows`, whose last window is shifted back to stay full size (and so overlaps its neighbour),
+    the last windows here are cut short: every pixel is visited exactly once, as counting and polygonizing need.
+
+    >>> [tuple(w.flatten()) for w in block_windows(Window(0, 0, 5, 3), 4)]
+    [(0, 0, 4, 3), (4, 0, 1, 3)]
+    """
+    if size < 1:
+        raise ConfigError(f"block size {size} px must be at least 1")
+    col0, row0 = int(region.col_off), int(region.row_off)
+    col1, row1 = col0 + int(region.width), row0 + int(region.height)
+    for row in range(row0, row1, size):
+        for col in range(col0, col1, size):
+            yield Window(col, row, min(size, col1 - col), min(size, row1 - row))

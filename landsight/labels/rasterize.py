@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +13,11 @@ import shapely
 from affine import Affine
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
-from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landsight.errors import ConfigError, LabelError, RasterError
-from landsight.imagery.io import check_readable, create_raster, open_raster, output_profile, read_window
+from landsight.imagery.io import check_readable, create_raster, open_raster, output_profile
+from landsight.imagery.windows import block_windows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.vectors import Features, class_values, read_features
 from landsight.outputs import atomic_path
@@ -106,30 +106,3 @@ def table_from_tags(tags: Mapping[str, str], name: str = "the mask") -> ClassTab
         return ClassTable.from_list(items)
     except ConfigError as exc:
         raise RasterError(f"the 'classes' tag of {name} is not a valid class table: {exc}") from exc
-
-
-def block_windows(region: Window, size: int) -> Iterator[Window]:
-    """Disjoint windows of at most `size` x `size` px tiling `region`, row by row.
-
-    Unlike `sliding_windows`, whose last window is shifted back to stay full size (and so overlaps its neighbour),
-    the last windows here are cut short: every pixel is visited exactly once, as counting and polygonizing need.
-
-    >>> [tuple(w.flatten()) for w in block_windows(Window(0, 0, 5, 3), 4)]
-    [(0, 0, 4, 3), (4, 0, 1, 3)]
-    """
-    if size < 1:
-        raise ConfigError(f"block size {size} px must be at least 1")
-    col0, row0 = int(region.col_off), int(region.row_off)
-    col1, row1 = col0 + int(region.width), row0 + int(region.height)
-    for row in range(row0, row1, size):
-        for col in range(col0, col1, size):
-            yield Window(col, row, min(size, col1 - col), min(size, row1 - row))
-
-
-def read_mask_window(src: DatasetReader, window: Window) -> np.ndarray:
-    """Band 1 of a mask in `window`, nodata pixels kept as they are.
-
-    (rasterio 1.4 writes `fill_value` over nodata pixels even in non-boundless reads, so pass the nodata value.)
-    """
-    nodata = src.nodata if src.nodata is not None else 0
-    return np.asarray(read_window(src, window, [1], fill_value=nodata)[0])

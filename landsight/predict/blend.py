@@ -48,15 +48,20 @@ class StripBlender:
         self.scores[:, r0:r0 + h, c0:c0 + w] += probabilities * weights
         self.weight[r0:r0 + h, c0:c0 + w] += weights
 
-    def flush(self, until_row: int) -> Iterator[tuple[Window, np.ndarray]]:
-        """Yield (strip window, (C, rows, width) blended probabilities) for finished rows [top, until_row)."""
+    def flush(self, until_row: int, block: int = 4096) -> Iterator[tuple[Window, np.ndarray]]:
+        """Yield (window, (C, rows, cols) blended probabilities) for finished rows [top, until_row), in column
+        blocks of at most `block` px so that temporaries stay small on wide rasters."""
         n = min(until_row, self.height) - self.top
         if n <= 0:
             return
-        done = self.scores[:, :n] / np.maximum(self.weight[:n], 1e-12)
-        yield Window(0, self.top, self.width, n), done
-        self.scores = np.roll(self.scores, -n, axis=1)
-        self.weight = np.roll(self.weight, -n, axis=0)
-        self.scores[:, -n:] = 0
-        self.weight[-n:] = 0
+        for c0 in range(0, self.width, block):
+            c1 = min(c0 + block, self.width)
+            blended = self.scores[:, :n, c0:c1] / np.maximum(self.weight[:n, c0:c1], 1e-12)
+            yield Window(c0, self.top, c1 - c0, n), blended
+        rest = self.weight.shape[0] - n
+        for r in range(rest):  # shift unfinished rows up in place, one row at a time (no full-buffer copy)
+            self.scores[:, r] = self.scores[:, r + n]
+            self.weight[r] = self.weight[r + n]
+        self.scores[:, rest:] = 0
+        self.weight[rest:] = 0
         self.top += n

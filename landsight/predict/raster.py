@@ -188,10 +188,12 @@ def _write_strip(dst: DatasetWriter, src: DatasetReader, spec: BandSpec, strip: 
     """Write blended probabilities (or their classes) for `strip`; nodata where the image is, or in `skipped`."""
     valid = read_valid_mask(src, strip, list(spec.indexes))
     top, bottom = int(strip.row_off), int(strip.row_off + strip.height)
+    left, right = int(strip.col_off), int(strip.col_off + strip.width)
     for w in skipped:
         r0, r1 = max(int(w.row_off), top), min(int(w.row_off + w.height), bottom)
-        if r0 < r1:
-            valid[r0 - top:r1 - top, int(w.col_off):int(w.col_off + w.width)] = False
+        c0, c1 = max(int(w.col_off), left), min(int(w.col_off + w.width), right)
+        if r0 < r1 and c0 < c1:
+            valid[r0 - top:r1 - top, c0 - left:c1 - left] = False
     if probabilities:
         out = np.round(probs * PROBABILITY_SCALE).astype(np.uint8)
         out[:, ~valid] = IGNORE_VALUE
@@ -251,7 +253,7 @@ def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: C
 
 def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
                    batch_size: int = 4, device: str = "auto", probabilities: bool = False,
-                   bands: Sequence[int] | None = None, overwrite: bool = False, window: int = 1024,
+                   bands: Sequence[int] | None = None, overwrite: bool = False, window: int = DEFAULT_WINDOW,
                    cog: bool = True) -> dict[str, Any]:
     """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary.
 
@@ -286,13 +288,15 @@ def _predict_chunks(predictor: Predictor, src: DatasetReader, plan: RasterPlan) 
     """Read the next chunk in a thread while the model runs on the current one; yield window results in order."""
     normalization = predictor.model_file.normalization
     chunks = plan.chunks
-    with ThreadPoolExecutor(max_workers=1) as reader, Progress(transient=True) as progress:
+    # The reader thread gets its own dataset handle: GDAL handles must not be shared between threads.
+    with open_raster(src.name) as own, ThreadPoolExecutor(max_workers=1) as reader, \
+            Progress(transient=True) as progress:
         task = progress.add_task("predicting", total=plan.n_windows)
-        pending = reader.submit(read_chunk, src, plan, chunks[0], normalization)
+        pending = reader.submit(read_chunk, own, plan, chunks[0], normalization)
         for i, chunk in enumerate(chunks):
             batch = pending.result()
             if i + 1 < len(chunks):
-                pending = reader.submit(read_chunk, src, plan, chunks[i + 1], normalization)
+                pending = reader.submit(read_chunk, own, plan, chunks[i + 1], normalization)
             for win, p in zip(chunk.windows, infer_chunk(predictor, batch, chunk.windows), strict=True):
                 yield WindowResult(chunk.row, win, p)
             progress.advance(task, len(chunk.windows))

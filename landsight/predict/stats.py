@@ -13,9 +13,8 @@ import shapely
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import open_raster, read_window
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
-from landsight.labels.rasterize import read_mask_window
 from landsight.outputs import atomic_path
 from landsight.vectorize import area_m2
 
@@ -56,7 +55,7 @@ def window_stats(mask_path: str | Path, rows: Sequence[Sequence[Window]], classe
     stats = []
     with open_raster(mask_path) as src:
         for window, core in window_cores(rows, src.width, src.height):
-            data = read_mask_window(src, core)
+            data = read_window(src, core, [1])[0]
             counts = np.bincount(lut[data].ravel(), minlength=256)
             box = shapely.box(*window_bounds(core, src.transform))
             pixel_m2 = float(area_m2(np.array([box], dtype=object), src.crs)[0]) / max(data.size, 1)

@@ -41,7 +41,8 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path, title: str) -> None:
         ax_iou.plot(epochs, values, label=key.removeprefix("val_").replace("iou_", "IoU "),
                     linewidth=2.5 if key == "val_miou" else 1)
     ax_iou.set(xlabel="epoch", ylabel="IoU", title="validation IoU", ylim=(0, 1))
-    ax_iou.legend(fontsize="small")
+    if ax_iou.lines:
+        ax_iou.legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
