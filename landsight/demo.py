@@ -25,9 +25,11 @@ from landsight.vectorize import vectorize_mask
 
 log = logging.getLogger(__name__)
 
-DEMO_CONFIG = TrainConfig(chip_size=256, epochs=15, chips_per_epoch=64, batch_size=8, lr=1e-3, loss="ce+dice",
-                          patience=15, val_fraction=0.2)
-"""Settings measured to reach building IoU >= 0.5 on the held-out third on a 2-core CPU (see BENCHMARKS.md)."""
+DEMO_CONFIG = TrainConfig(chip_size=256, epochs=6, chips_per_epoch=64, batch_size=8, lr=1e-3, loss="ce+dice",
+                          class_weights=(1.0, 4.0), val_fraction=0.0)
+"""Settings chosen by trials on this sample (see the closing note of issue 2): a short one-cycle schedule, since the
+model overfits the ~30 training buildings after about 6 epochs, and building weight 4 against low recall. All of
+the western two thirds trains (no validation blocks); the eastern third is the test."""
 
 
 def sample_paths() -> tuple[Path, Path]:
@@ -98,7 +100,8 @@ def _write_report(out: Path, image: Path, labels: Path, east: tuple[float, ...],
         Section("Pictures", figures=[(out / "labels.png", "input image and OpenStreetMap labels"),
                                      (out / "prediction.png", "predicted buildings"),
                                      (out / "polygons.png", f"{summary['predicted_polygons']} vectorized polygons")]),
-        Section("Training", "Curves of the run; the weights with the best validation mIoU were kept.",
+        Section("Training", "Loss per epoch. The whole western two thirds trains; the eastern third is kept for the "
+                "test above and never used to choose anything.",
                 figures=[(out / "model-curves.png", "loss and validation IoU per epoch"),
                          (out / "evaluation" / "confusion_matrix.png", "confusion matrix, eastern third")]),
         Section("Provenance", pre=json.dumps({"model_sha256": summary["model_sha256"], "config": config,
