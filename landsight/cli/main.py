@@ -23,6 +23,11 @@ _COMMANDS = {
     "demo": "landsight.cli.demo:demo",
     "compare": "landsight.cli.compare:compare",
     "change": "landsight.cli.change:change",
+    "pipeline": "landsight.cli.pipeline:pipeline",
+    "classify": "landsight.cli.classify:classify",
+    "cloud": "landsight.cli.cloud:cloud",
+    "export": "landsight.cli.export:export",
+    "similar": "landsight.cli.similar:similar",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import importlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,24 @@ from landsight import __version__
 from landsight.errors import CheckpointError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
-from landsight.models.registry import create_model
 from landsight.outputs import atomic_path
 
 FORMAT = "landsight-model"
 FORMAT_VERSION = 1
 
+_BUILDERS = {
+    "segmentation": "landsight.models.registry:create_model",
+    "classification": "landsight.classify.network:create_classifier",
+}
+"""Task -> factory `(arch, encoder, in_channels, num_classes, weights=None) -> nn.Module`, imported lazily."""
+
+_TRAIN_HINT = "train one with `landsight train` (segmentation) or `landsight classify train` (classification)"
+
 
 @dataclasses.dataclass
 class ModelFile:
-    """A trained model and its metadata. `task` is "segmentation" (other tasks add their own kinds)."""
+    """A trained model and its metadata. `task` is "segmentation" or "classification"; `options` holds task-specific
+    settings (classification: multi_label, normalization mode, input statistics, decision threshold...)."""
 
     arch: str
     encoder: str
@@ -37,13 +46,18 @@ class ModelFile:
     task: str = "segmentation"
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
     landsight_version: str = __version__
     created: str = dataclasses.field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat())
     sha256: str = ""
 
     def build(self) -> nn.Module:
         """The model with its trained weights, in eval mode."""
-        model = create_model(self.arch, self.encoder, self.bands.count, len(self.classes), weights=None)
+        if self.task not in _BUILDERS:
+            raise CheckpointError(f"unknown model task {self.task!r}; this landsight knows {sorted(_BUILDERS)}")
+        module, attr = _BUILDERS[self.task].split(":")
+        create = getattr(importlib.import_module(module), attr)
+        model = create(self.arch, self.encoder, self.bands.count, len(self.classes), weights=None)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
@@ -56,7 +70,8 @@ class ModelFile:
             "format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task, "arch": self.arch,
             "encoder": self.encoder, "bands": self.bands.to_dict(), "normalization": self.normalization.to_dict(),
             "classes": self.classes.to_list(), "chip_size": self.chip_size, "training": self.training,
-            "metrics": self.metrics, "landsight_version": self.landsight_version, "created": self.created,
+            "metrics": self.metrics, "options": self.options, "landsight_version": self.landsight_version,
+            "created": self.created,
         }
 
     def save(self, path: str | Path, overwrite: bool = False) -> str:
@@ -86,11 +101,9 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a landsight model file ({type(exc).__name__}); train one with "
-                              "`landsight train`") from exc
+        raise CheckpointError(f"{path} is not a landsight model file ({type(exc).__name__}); {_TRAIN_HINT}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a landsight model file (no '{FORMAT}' marker); train one with "
-                              "`landsight train`")
+        raise CheckpointError(f"{path} is not a landsight model file (no '{FORMAT}' marker); {_TRAIN_HINT}")
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer landsight ({payload.get('landsight_version')}); "
                               "upgrade landsight")
@@ -101,6 +114,7 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
         normalization=Normalization.from_dict(payload["normalization"]),
         classes=ClassTable.from_list(payload["classes"]), chip_size=int(payload["chip_size"]),
         state_dict=payload["state_dict"], task=payload["task"], training=payload.get("training", {}),
-        metrics=payload.get("metrics", {}), landsight_version=payload.get("landsight_version", "?"),
+        metrics=payload.get("metrics", {}), options=payload.get("options", {}),
+        landsight_version=payload.get("landsight_version", "?"),
         created=payload.get("created", ""), sha256=file_sha256(path),
     )

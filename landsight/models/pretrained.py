@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -36,12 +37,43 @@ def imagenet_weights_file(encoder: str) -> Path:
     return Path(getattr(module, class_name).get_model_file_path())
 
 
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (a plain state dict, or one under a "state_dict" key)."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for non-weights files
+        raise CheckpointError(f"cannot read weights file {path} ({type(exc).__name__}); pass a PyTorch state dict "
+                              "saved with torch.save(model.state_dict(), FILE)") from exc
+    loaded = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise CheckpointError(f"weights file {path} is not a state dict of tensors")
+    return loaded
+
+
+def _shapes(state: dict[str, torch.Tensor]) -> list[tuple[int, ...]]:
+    return [tuple(v.shape) for v in state.values() if v.ndim > 0]
+
+
+def identify_architecture(path: Path, names: Sequence[str]) -> str | None:
+    """Which of the timm models `names` the weights file `path` belongs to (tensor shapes in order), or None.
+
+    The classifier head is ignored, so ImageNet weights (1000 classes) match models with any class count.
+    """
+    import timm
+
+    shapes = _shapes(read_state_dict(path))
+    for name in names:
+        reference = _shapes(timm.create_model(name, pretrained=False).state_dict())
+        if len(shapes) == len(reference) and shapes[:-2] == reference[:-2]:
+            return name
+    return None
+
+
 def _reference_state(encoder: str, path: Path) -> dict[str, torch.Tensor]:
     """Weights from `path` renamed to timm's `encoder` names: by name when they match, else in order."""
     import timm
 
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    loaded = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    loaded = read_state_dict(path)
     reference = timm.create_model(encoder, pretrained=False).state_dict()
     if set(loaded) >= set(reference):
         return {k: loaded[k] for k in reference}
@@ -57,12 +89,17 @@ def _reference_state(encoder: str, path: Path) -> dict[str, torch.Tensor]:
     return renamed
 
 
-def load_encoder_weights(encoder_module: nn.Module, encoder: str, path: Path, in_channels: int) -> None:
-    """Copy weights from `path` into a timm features encoder, adapting the first conv to `in_channels`."""
+def load_encoder_weights(encoder_module: nn.Module, encoder: str, path: Path, in_channels: int,
+                         keep_init: Sequence[str] = ()) -> None:
+    """Copy weights from `path` into a timm model or features encoder, adapting the first conv to `in_channels`.
+
+    Tensors whose names start with a prefix in `keep_init` (a new classifier head) keep their initial values.
+    """
     state = _reference_state(encoder, path)
     target = encoder_module.state_dict()
     stem = next(k for k in target if k.endswith("weight") and target[k].ndim == 4)
     state[stem] = adapt_input_conv(in_channels, state[stem])
+    state.update({k: v for k, v in target.items() if keep_init and k.startswith(tuple(keep_init))})
     missing = [k for k in target if k not in state]
     if missing:
         raise CheckpointError(f"weights file {path} lacks {len(missing)} encoder tensors, e.g. {missing[:3]}")

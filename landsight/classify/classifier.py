@@ -1,0 +1,127 @@
+"""A loaded classification MODEL: raw (C, H, W) arrays in, class probabilities or embeddings out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from landsight.classify.chips import fit_to_chip, flip_views
+from landsight.classify.evaluate import decide
+from landsight.classify.fit import to_probs
+from landsight.classify.network import embeddings
+from landsight.classify.normalize import InputStats, normalize
+from landsight.errors import RasterError
+from landsight.imagery.bands import BandSpec
+from landsight.models.model_file import ModelFile, load_model_file
+from landsight.torch_utils import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class Classifier:
+    """Wraps a classification MODEL file; one per process (or pipeline worker).
+
+    Inputs are raw pixel values of the model's bands; each image is resized to the chip size, or cut into chip-size
+    tiles when it is more than twice as large (per-tile results are returned by `tile_probabilities`). Models
+    trained by `train_classifier` average their probabilities over four flips (`options["tta"]`).
+    """
+
+    def __init__(self, model_file: ModelFile, device: str = "auto", batch_size: int = 64) -> None:
+        self.model_file = model_file
+        self.device = resolve_device(device)
+        self.model = model_file.build().to(self.device)
+        self.batch_size = batch_size
+        options = model_file.options
+        self.multi_label = bool(options.get("multi_label", False))
+        self.mode = str(options.get("normalization_mode", "dataset"))
+        self.threshold = float(options.get("threshold", 0.5))
+        self.tta = bool(options.get("tta", False))
+        positive = options.get("positive_class")
+        self.positive = model_file.classes.names.index(positive) if positive else None
+        stats = options.get("input_stats")
+        self.input_stats = InputStats.from_dict(stats) if stats else None
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> Classifier:
+        """Read a classification MODEL file and build its network on `device`."""
+        return cls(load_model_file(path, task="classification"), device)
+
+    @property
+    def bands(self) -> BandSpec:
+        """The bands the model reads, in order."""
+        return self.model_file.bands
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in output order."""
+        return self.model_file.classes.names
+
+    @property
+    def chip_size(self) -> int:
+        """Side of the model's input chips in pixels."""
+        return self.model_file.chip_size
+
+    def _tiles(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """All chips to run (M, C, S, S) raw and the image index of each."""
+        chips, owner = [], []
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[0] != self.bands.count:
+                raise RasterError(f"input {i} has shape {tuple(image.shape)}; the model reads (bands, height, width) "
+                                  f"arrays with {self.bands.count} band(s) {list(self.bands.names)}")
+            tiles = fit_to_chip(image.astype(np.float32), self.chip_size)
+            chips += tiles
+            owner += [i] * len(tiles)
+        return np.stack(chips), np.asarray(owner)
+
+    def _check_inputs(self, raw: np.ndarray) -> None:
+        if self.input_stats is not None:
+            message = self.input_stats.warning(raw, self.bands.names, self.mode)
+            if message:
+                log.warning(message)
+
+    @torch.inference_mode()
+    def _run(self, raw: np.ndarray, embed: bool) -> np.ndarray:
+        self._check_inputs(raw)
+        x = normalize(raw, self.mode, self.model_file.normalization)
+        parts = []
+        for start in range(0, len(x), self.batch_size):
+            chunk = x[start:start + self.batch_size]
+            if embed:
+                parts.append(embeddings(self.model, torch.from_numpy(chunk).to(self.device)).cpu().numpy())
+                continue
+            views = flip_views(chunk) if self.tta else [chunk]
+            probs = [to_probs(self.model(torch.from_numpy(v).to(self.device)).float().cpu(), self.multi_label)
+                     for v in views]
+            parts.append(np.mean(probs, axis=0))
+        return np.concatenate(parts)
+
+    def tile_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per image, (tiles, classes) probabilities (one row unless the image was tiled)."""
+        if not len(images):
+            return []
+        raw, owner = self._tiles(images)
+        probs = self._run(raw, embed=False)
+        return [probs[owner == i] for i in range(len(images))]
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, classes) probabilities; a tiled image gets the mean over its tiles."""
+        if not len(images):
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.stack([p.mean(axis=0) for p in self.tile_probabilities(images)])
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) L2-normalised backbone embeddings; a tiled image gets its tiles' mean (renormalised)."""
+        raw, owner = self._tiles(images)
+        vectors = self._run(raw, embed=True)
+        out = np.stack([vectors[owner == i].mean(axis=0) for i in range(len(images))])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def decide(self, probs: np.ndarray) -> list[list[str]]:
+        """Class names per row: every class at or above the threshold (multi-label), else the most probable one, or
+        the positive class (a gate's "cloudy") whenever it reaches the threshold chosen on validation."""
+        decided = decide(probs, self.multi_label, self.threshold, self.positive)
+        return [[c for c, d in zip(self.classes, row, strict=True) if d] for row in decided]
