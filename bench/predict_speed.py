@@ -64,7 +64,7 @@ def main() -> None:
     ours_s = timed(lambda: predict_raster(model, image, OUT / "ours.tif", overwrite=True, device="cpu"),
                    args.repeat)
     lines = [f"| naive PyTorch fp32 loop, 256 px, no overlap, batch 1 | {naive_s:.1f} s | {tiles / naive_s:.2f} |",
-             f"| `landsight predict` (window 1024, overlap 128, batch 4, COG) | {ours_s:.1f} s "
+             f"| `landsight predict` (window 1024, overlap 128, batch 1, COG) | {ours_s:.1f} s "
              f"| {tiles / ours_s:.2f} |"]
     ratio = naive_s / ours_s
     body = (f"Command: `.venv/bin/python bench/predict_speed.py --size {args.size} --repeat {args.repeat}` "

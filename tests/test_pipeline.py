@@ -26,7 +26,7 @@ from landsight.pipeline.stages import check_unique_keys, raster_key
 from landsight.predict.stats import window_cores
 from tests.conftest import DATA, SAMPLE
 
-SCHEME = ["--window", "256", "--overlap", "32", "--batch-size", "2"]
+SCHEME = ["--window", "256", "--overlap", "32", "--batch-size", "2", "--bands", "1"]  # band 1 of every raster
 SOURCES = {"atl": SAMPLE / "atlanta.tif", "nc": DATA / "nc-landcover" / "landsat7-2000.tif",
            "s2": DATA / "sentinel2-coast" / "s2-crop.tif"}
 CROPS = [(0, 0, .5, .5), (.5, 0, .5, .5), (0, .5, 1, .5), (.15, .1, .4, .45)]  # fractions: col, row, width, height
@@ -37,7 +37,7 @@ def run(*args):
 
 
 def config(model, out, **kw):
-    return JobConfig(str(model), str(out), window=256, overlap=32, batch_size=2, **kw)
+    return JobConfig(str(model), str(out), window=256, overlap=32, batch_size=2, bands=(1,), **kw)
 
 
 def crop(src_path, dst_path, fractions):

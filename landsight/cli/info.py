@@ -33,7 +33,10 @@ def info(model: str, as_json: bool) -> None:
                    f"{training.get('data_sha256', '')[:12]}, best epoch {training.get('best_epoch')} of "
                    f"{training.get('epochs_run')}")
     metrics = meta["metrics"]
-    if metrics:
-        click.echo(f"validation   mIoU {metrics.get('mean_iou')}, " + ", ".join(
+    if metrics.get("mean_iou") is not None:
+        click.echo(f"validation   mIoU {metrics['mean_iou']}, " + ", ".join(
             f"{name} IoU {s['iou']}" for name, s in metrics.get("per_class", {}).items()))
+    elif metrics:
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+        click.echo("metrics      " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
     click.echo(f"created      {meta['created']} with landsight {meta['landsight_version']}")

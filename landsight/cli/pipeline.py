@@ -30,7 +30,8 @@ def pipeline() -> None:
                    "(needs the environment made by scripts/flink-env.sh).")
 @options.window_opt
 @options.overlap_opt
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Windows per forward pass.")
+@click.option("--batch-size", type=int, default=1, show_default=True,
+              help="Windows per forward pass (1024 px windows are large: more mostly costs memory).")
 @options.bands_opt
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where workers run the models.")

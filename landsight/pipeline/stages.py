@@ -68,7 +68,7 @@ class JobConfig:
     cloud_model: str | None = None
     window: int = DEFAULT_WINDOW
     overlap: int = DEFAULT_OVERLAP
-    batch_size: int = 4
+    batch_size: int = 1
     bands: tuple[int, ...] | None = None
     device: str = "cpu"
     simplify: float = 0.0

@@ -123,7 +123,7 @@ def plan_chunks(rows: Sequence[Sequence[Window]], batch_size: int) -> tuple[Chun
 
 
 def plan_raster(image: str | Path, model_file: ModelFile, window: int = DEFAULT_WINDOW,
-                overlap: int = DEFAULT_OVERLAP, batch_size: int = 4,
+                overlap: int = DEFAULT_OVERLAP, batch_size: int = 1,
                 bands: Sequence[int] | None = None, check: bool = False) -> RasterPlan:
     """Open `image`, match its bands to the model's and lay out windows and chunks.
 
@@ -252,7 +252,7 @@ def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: C
 
 
 def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
-                   batch_size: int = 4, device: str = "auto", probabilities: bool = False,
+                   batch_size: int = 1, device: str = "auto", probabilities: bool = False,
                    bands: Sequence[int] | None = None, overwrite: bool = False, window: int = DEFAULT_WINDOW,
                    cog: bool = True) -> dict[str, Any]:
     """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary.

@@ -124,7 +124,7 @@ class _State:
     """Everything needed to continue an interrupted run."""
 
     epoch: int = 0
-    best_score: float = -1.0
+    best_score: float = float("-inf")
     best_epoch: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     best_metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
