@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 from rich.progress import Progress
@@ -49,6 +50,9 @@ DEFAULT_WINDOW = 1024
 """Inference window in px: larger windows cost less per pixel; memory grows with window x raster width."""
 DEFAULT_OVERLAP = 128
 """Overlap of neighbouring windows in px; blended so that each pixel comes from >= 64 px inside a window."""
+
+GDAL_CACHE_MB = 128
+"""GDAL block cache while writing predictions, in MB: bounded so memory does not grow with the raster."""
 
 PROBABILITY_SCALE = 250
 """Probabilities are stored as uint8 round(p * 250); 255 is nodata."""
@@ -212,7 +216,8 @@ def write_prediction(src: DatasetReader, plan: RasterPlan, output: str | Path, c
     Memory holds one row of windows over the raster width. Windows whose result is None come out as nodata.
     """
     profile = output_profile(src, len(classes) if probabilities else 1, "uint8", IGNORE_VALUE)
-    with atomic_path(output, overwrite) as final_tmp:
+    # GDAL's block cache defaults to 5 % of RAM and fills up while a large output and its COG copy are written.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), atomic_path(output, overwrite) as final_tmp:
         work = final_tmp.with_name(final_tmp.name + ".strips.tif") if cog else final_tmp
         try:
             with create_raster(work, profile) as dst:
