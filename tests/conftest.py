@@ -47,3 +47,12 @@ def nc_image() -> Path:
 @pytest.fixture
 def nc_labels() -> Path:
     return DATA / "nc-landcover" / "landcover-polygons.geojson"
+
+
+@pytest.fixture
+def atlanta_mask(invoke, tmp_path, atlanta_image, atlanta_labels) -> Path:
+    """The Atlanta OSM buildings rasterized onto the image grid (0 background, 1 building)."""
+    out = tmp_path / "mask.tif"
+    result = invoke("rasterize", atlanta_image, atlanta_labels, "-o", out, "--class-name", "building")
+    assert result.exit_code == 0, result.output
+    return out

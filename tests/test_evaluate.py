@@ -14,12 +14,6 @@ from landsight.labels.rasterize import rasterize_labels
 NC_CLASSES = ["agriculture", "developed", "forest", "herbaceous", "sediment", "shrubland", "water"]
 
 
-@pytest.fixture
-def atlanta_mask(invoke, tmp_path, atlanta_image, atlanta_labels):
-    out = tmp_path / "mask.tif"
-    result = invoke("rasterize", atlanta_image, atlanta_labels, "-o", out, "--class-name", "building")
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def _metrics(report_dir):

@@ -22,12 +22,6 @@ def _load(path):
     return collection, geoms
 
 
-@pytest.fixture
-def atlanta_mask(invoke, tmp_path, atlanta_image, atlanta_labels):
-    out = tmp_path / "mask.tif"
-    result = invoke("rasterize", atlanta_image, atlanta_labels, "-o", out, "--class-name", "building")
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def best_ious(truth: np.ndarray, out: np.ndarray) -> np.ndarray:
