@@ -12,15 +12,17 @@ from landsight.vectorize import vectorize_mask
 @click.argument("mask", type=click.Path(dir_okay=False))
 @options.output_opt
 @click.option("--simplify", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Simplification tolerance in the mask's CRS units (topology preserved); 0 keeps pixel edges.")
+              help="Simplification tolerance in the mask's CRS units (topology preserved); 0 keeps every vertex.")
+@click.option("--pixel-edges", is_flag=True,
+              help="Keep the exact pixel edges (staircases) instead of cutting pixel corners into straight lines.")
 @click.option("--min-area", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Drop polygons smaller than this, in m² (CRS units² for projected masks).")
 @click.option("--crs", "dst_crs", default=None, help="Output CRS, e.g. EPSG:4326 (default: the mask's CRS).")
 @click.option("--block", default=1024, show_default=True, type=click.IntRange(min=16),
               help="Read the mask in windows of this many pixels; objects crossing windows are merged.")
 @options.overwrite_opt
-def vectorize(mask: str, output: str, simplify: float, min_area: float, dst_crs: str | None, block: int,
-              overwrite: bool) -> None:
+def vectorize(mask: str, output: str, simplify: float, pixel_edges: bool, min_area: float, dst_crs: str | None,
+              block: int, overwrite: bool) -> None:
     """Turn MASK (class values per pixel) into polygons per class, written as GeoJSON."""
-    n = vectorize_mask(mask, output, simplify, min_area, dst_crs, overwrite, block)
+    n = vectorize_mask(mask, output, simplify, min_area, dst_crs, overwrite, block, not pixel_edges)
     click.echo(f"wrote {n} polygon(s) to {output}")
