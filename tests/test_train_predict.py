@@ -14,6 +14,8 @@ from landsight.models.model_file import load_model_file
 from landsight.predict.predictor import Predictor
 
 QUICK = ["--epochs", "3", "--chips-per-epoch", "16", "--chip-size", "128", "--batch-size", "8"]
+DEMO_SETTINGS = ["--epochs", "6", "--chips-per-epoch", "64", "--chip-size", "256", "--batch-size", "8",
+                 "--class-weights", "1,4", "--val-fraction", "0"]
 
 
 def run(*args):
@@ -28,6 +30,19 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "buildings.pt"
     result = run("train", SAMPLE / "atlanta.tif", SAMPLE / "atlanta-buildings.geojson", "-o", out,
                  "--class-name", "building", *QUICK)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_trained(tmp_path_factory):
+    """A building model trained with the demo's settings (about a minute on 2 cores): confident enough that
+    seam checks measure the windowing, not a coin flip on pixels where an untrained model says 0.5."""
+    from tests.conftest import SAMPLE
+
+    out = tmp_path_factory.mktemp("demo-model") / "buildings.pt"
+    result = run("train", SAMPLE / "atlanta.tif", SAMPLE / "atlanta-buildings.geojson", "-o", out,
+                 "--class-name", "building", *DEMO_SETTINGS)
     assert result.exit_code == 0, result.output
     return out
 
@@ -65,7 +80,7 @@ def test_prediction_is_georeferenced_tagged_and_deterministic(trained, atlanta_i
         tags = pa.tags()
         assert tags["model_sha256"] == load_model_file(trained).sha256
         assert json.loads(tags["bands"])["model"]["names"] == ["b1"]
-        assert json.loads(tags["tile_scheme"]) == {"window": 1024, "overlap": 128, "blend": "linear-ramp"}
+        assert json.loads(tags["tile_scheme"]) == {"window": 1024, "overlap": 128, "blend": "quadratic-ramp"}
         assert "mean" in json.loads(tags["normalization"])
         assert pa.profile["tiled"] and pa.profile["compress"] == "deflate"
         assert set(np.unique(pa.read(1))) <= {0, 1}
@@ -101,17 +116,16 @@ def _inner_borders(rows, width, height, halo=4):
     return border
 
 
-def test_windowed_prediction_is_seamless(trained, atlanta_image, tmp_path):
+def test_windowed_prediction_is_seamless(demo_trained, atlanta_image, tmp_path):
     """Against one whole-image forward pass: near-identical masks, disagreements not denser along window borders.
 
-    The remaining disagreement is the network's context (its receptive field spans whole windows), not seams. This
-    barely trained fixture model is uncertain on many pixels, so it scores about 0.985; a model trained for 12 epochs
-    scored 0.993 with the same code (see the note of issue 2).
+    What remains is the network's context (its receptive field spans whole windows), not seams: measured here
+    IoU 0.993 and border density 0.35-0.85x elsewhere, over two training seeds.
     """
     image_path = _mosaic(atlanta_image, tmp_path / "mosaic.tif")
     out = tmp_path / "pred.tif"
-    assert run("predict", trained, image_path, "-o", out).exit_code == 0
-    predictor = Predictor.load(trained, "cpu")
+    assert run("predict", demo_trained, image_path, "-o", out).exit_code == 0
+    predictor = Predictor.load(demo_trained, "cpu")
     with rasterio.open(image_path) as src, rasterio.open(out) as pred:
         image = predictor.model_file.normalization.apply(src.read())
         windowed = pred.read(1)
@@ -121,12 +135,12 @@ def test_windowed_prediction_is_seamless(trained, atlanta_image, tmp_path):
     for value in (0, 1):
         inter = ((whole == value) & (windowed == value)).sum()
         union = ((whole == value) | (windowed == value)).sum()
-        assert inter / union >= 0.98, (value, inter / union)
+        assert inter / union >= 0.99, (value, inter / union)
     rows = aligned_window_rows(width, height, 1024, 128)
     assert sum(len(r) for r in rows) == 4
     border = _inner_borders(rows, width, height)
     differ = whole != windowed
-    assert differ[border].mean() <= 2 * differ[~border].mean() + 1e-4  # 1.7x measured here; 0.85x when trained
+    assert differ[border].mean() <= differ[~border].mean()
 
 
 def test_predict_refuses_bad_input_and_keeps_outputs(trained, tmp_path, atlanta_image, nc_image):

@@ -182,7 +182,7 @@ def provenance_tags(predictor: Predictor | ModelFile, spec: BandSpec, window: in
         "landsight_version": __version__, "model_sha256": mf.sha256, "model_arch": f"{mf.arch}/{mf.encoder}",
         "bands": json.dumps({"model": mf.bands.to_dict(), "image": spec.to_dict()}),
         "normalization": json.dumps(mf.normalization.to_dict()), "classes": json.dumps(mf.classes.to_list()),
-        "tile_scheme": json.dumps({"window": window, "overlap": overlap, "blend": "linear-ramp"}),
+        "tile_scheme": json.dumps({"window": window, "overlap": overlap, "blend": "quadratic-ramp"}),
         "source_image": str(image),
     }
 
