@@ -11,17 +11,18 @@ from landsight.errors import OutputExistsError
 
 def test_demo_runs_every_stage_and_writes_the_page(tmp_path, atlanta_image):
     out = tmp_path / "demo"
-    quick = TrainConfig(chip_size=128, epochs=1, chips_per_epoch=8, batch_size=4, encoder="resnet18", weights=None)
+    quick = TrainConfig(chip_size=128, epochs=1, chips_per_epoch=8, batch_size=4, encoder="resnet18", weights=None,
+                        ensemble=2)
     summary = run_demo(out, config=quick, device="cpu")
     west, east = split_bounds(atlanta_image)
     assert west[2] == east[0] and summary["test_bounds"] == east
     assert summary["metrics_east"]["window"]["width"] == 200  # the eastern third, 200 of 600 px
     for name in ("model.pt", "prediction.tif", "buildings-predicted.geojson", "evaluation/metrics.json",
                  "evaluation/confusion_matrix.png", "labels.png", "prediction.png", "polygons.png",
-                 "model-curves.png", "summary.json"):
+                 "model-member0-curves.png", "model-member1-curves.png", "summary.json"):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
-    assert "Held-out result" in page and page.count("data:image/png;base64,") == 5
+    assert "Held-out result" in page and page.count("data:image/png;base64,") == 6
     assert json.loads((out / "summary.json").read_text())["model_sha256"] == summary["model_sha256"]
     with pytest.raises(OutputExistsError):
         run_demo(out, config=quick, device="cpu")

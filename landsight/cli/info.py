@@ -22,7 +22,8 @@ def info(model: str, as_json: bool) -> None:
         click.echo(json.dumps(meta, indent=2))
         return
     click.echo(f"model        {model} (sha256 {model_file.sha256[:12]})")
-    click.echo(f"task         {meta['task']}: {meta['arch']} / {meta['encoder']}, chip {meta['chip_size']} px")
+    members = f", ensemble of {meta['members']}" if meta.get('members', 1) > 1 else ""
+    click.echo(f"task         {meta['task']}: {meta['arch']} / {meta['encoder']}{members}, chip {meta['chip_size']} px")
     click.echo(f"bands        {', '.join(model_file.bands.names)} (image bands {list(model_file.bands.indexes)})")
     norm = model_file.normalization
     click.echo("normalize    " + ", ".join(f"({m:.4g} ± {s:.4g})" for m, s in zip(norm.mean, norm.std, strict=True)))

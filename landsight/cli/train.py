@@ -34,6 +34,9 @@ from landsight.imagery.bands import parse_band_indexes
 @click.option("--val-fraction", type=float, default=None, help="Share of blocks held out for validation [0.2].")
 @click.option("--patience", type=int, default=None, help="Epochs without validation mIoU gain before stopping [8].")
 @click.option("--seed", type=int, default=None, help="Random seed [0].")
+@click.option("--ensemble", type=int, default=None,
+              help="Train this many models from seeds SEED, SEED+1, ... and average their probabilities [1]: "
+                   "N times the training time, steadier results on small datasets.")
 @click.option("--bounds", nargs=4, type=float, default=None,
               help="Train only inside LEFT BOTTOM RIGHT TOP (image CRS), e.g. to keep an area unseen.")
 @click.option("--max-minutes", type=float, default=None, help="Stop after this much training time.")
@@ -63,5 +66,6 @@ def train(image: str | None, labels: str | None, output: str, class_field: str |
     for name, s in scores.items():
         click.echo(f"{name:>16}: IoU {s['iou'] if s['iou'] is not None else float('nan'):.3f}  "
                    f"F1 {s['f1'] if s['f1'] is not None else float('nan'):.3f}")
-    click.echo(f"validation mIoU {model.metrics.get('mean_iou')} (best epoch "
+    members = f"{model.members} members, " if model.members > 1 else ""
+    click.echo(f"validation mIoU {model.metrics.get('mean_iou')} ({members}best epoch "
                f"{model.training['best_epoch']}); wrote {output} (sha256 {model.sha256[:12]})")

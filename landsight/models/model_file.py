@@ -17,6 +17,7 @@ from landsight import __version__
 from landsight.errors import CheckpointError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
+from landsight.models.ensemble import Ensemble
 from landsight.outputs import atomic_path
 
 FORMAT = "landsight-model"
@@ -34,7 +35,8 @@ _TRAIN_HINT = "train one with `landsight train` (segmentation) or `landsight cla
 @dataclasses.dataclass
 class ModelFile:
     """A trained model and its metadata. `task` is "segmentation" or "classification"; `options` holds task-specific
-    settings (classification: multi_label, normalization mode, input statistics, decision threshold...)."""
+    settings (classification: multi_label, normalization mode, input statistics, decision threshold...). A
+    segmentation model of several `members` is an `Ensemble` whose weights are all in `state_dict`."""
 
     arch: str
     encoder: str
@@ -50,6 +52,7 @@ class ModelFile:
     landsight_version: str = __version__
     created: str = dataclasses.field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat())
     sha256: str = ""
+    members: int = 1
 
     def build(self) -> nn.Module:
         """The model with its trained weights, in eval mode."""
@@ -58,6 +61,12 @@ class ModelFile:
         module, attr = _BUILDERS[self.task].split(":")
         create = getattr(importlib.import_module(module), attr)
         model = create(self.arch, self.encoder, self.bands.count, len(self.classes), weights=None)
+        if self.members > 1:
+            if self.task != "segmentation":
+                raise CheckpointError(f"a {self.task} model cannot have {self.members} members; only segmentation "
+                                      "models are ensembles")
+            model = Ensemble([model] + [create(self.arch, self.encoder, self.bands.count, len(self.classes),
+                                               weights=None) for _ in range(self.members - 1)])
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
@@ -71,7 +80,7 @@ class ModelFile:
             "encoder": self.encoder, "bands": self.bands.to_dict(), "normalization": self.normalization.to_dict(),
             "classes": self.classes.to_list(), "chip_size": self.chip_size, "training": self.training,
             "metrics": self.metrics, "options": self.options, "landsight_version": self.landsight_version,
-            "created": self.created,
+            "created": self.created, "members": self.members,
         }
 
     def save(self, path: str | Path, overwrite: bool = False) -> str:
@@ -116,5 +125,5 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
         state_dict=payload["state_dict"], task=payload["task"], training=payload.get("training", {}),
         metrics=payload.get("metrics", {}), options=payload.get("options", {}),
         landsight_version=payload.get("landsight_version", "?"),
-        created=payload.get("created", ""), sha256=file_sha256(path),
+        created=payload.get("created", ""), sha256=file_sha256(path), members=int(payload.get("members", 1)),
     )

@@ -209,11 +209,25 @@ def _record(state: _State, epoch: int, row: dict[str, Any], summary: dict[str, A
              f", val loss {row['val_loss']:.4f}, val mIoU {row['val_miou']:.3f}" if summary else "")
 
 
+def _val_loader(data: TrainingData, config: TrainConfig) -> DataLoader | None:
+    val_chips = [(i, w) for i, split in enumerate(data.splits) for w in split.val]
+    return _loader(data, val_chips, config, augment=False, seed=0) if val_chips else None
+
+
+def validate(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """Metrics of `model` on the validation chips of `data` (empty without validation chips)."""
+    loader = _val_loader(data, config)
+    if loader is None:
+        return {}
+    loss_fn = create_loss(config.loss, len(data.classes), config.class_weights).to(device)
+    _, cm = evaluate_chips(model.to(device), loader, loss_fn, len(data.classes), device)
+    return summarize(cm, data.classes.names)
+
+
 def _setup(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device) -> _Run:
     torch.manual_seed(config.seed)
     model.to(device)
-    val_chips = [(i, w) for i, split in enumerate(data.splits) for w in split.val]
-    val_loader = _loader(data, val_chips, config, augment=False, seed=0) if val_chips else None
+    val_loader = _val_loader(data, config)
     loss_fn = create_loss(config.loss, len(data.classes), config.class_weights).to(device)
     steps = config.epochs * -(-config.chips_per_epoch // config.batch_size)
     optimizer, peaks = _optimizer(model, config)

@@ -7,15 +7,19 @@ import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from landsight.config import TrainConfig
 from landsight.labels.classes import ClassTable
+from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
 from landsight.models.registry import create_model
-from landsight.outputs import check_output
+from landsight.outputs import atomic_path, check_output
 from landsight.torch_utils import resolve_device
-from landsight.train.fit import fit
-from landsight.train.prepare import prepare_training_data
+from landsight.train.fit import FitResult, fit, run_key, validate
+from landsight.train.prepare import TrainingData, prepare_training_data
 
 log = logging.getLogger(__name__)
 
@@ -25,28 +29,72 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
                        band_indexes: Sequence[int] | None = None,
                        bounds: tuple[float, float, float, float] | None = None, overwrite: bool = False,
                        restart: bool = False, max_minutes: float | None = None) -> ModelFile:
-    """Rasterize, split, train and save. Interrupted runs resume from `OUTPUT.resume.pt` when run again."""
+    """Rasterize, split, train and save. Interrupted runs resume from `OUTPUT.resume.pt` when run again.
+
+    With `config.ensemble` N > 1, N members are trained alike from seeds seed .. seed + N - 1 (each with its share
+    of `max_minutes`) and saved as one `Ensemble`; finished members survive an interruption.
+    """
     output = check_output(output, overwrite)
     work_dir = output.with_name(output.name + ".work")
-    resume_path = output.with_name(output.name + ".resume.pt")
     data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds)
     n_train, n_val = data.sizes()
     log.info("blocked split: %d training chip positions, %d validation chips of %d px", n_train, n_val,
              config.chip_size)
-    model = create_model(config.arch, config.encoder, data.bands.count, len(table),
-                         None if resume_path.exists() and not restart else config.weights)
-    result = fit(model, data, config, resolve_device(device), resume_path, output.with_suffix(""), restart,
-                 max_minutes)
+    share = max_minutes / config.ensemble if max_minutes is not None else None
+    members = [_train_member(k, data, config, resolve_device(device), output, work_dir, restart, share)
+               for k in range(config.ensemble)]
+    training: dict[str, Any] = {"config": dataclasses.asdict(config), "data_sha256": data.fingerprint(),
+                                "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
+                                "best_epoch": members[0].best_epoch, "epochs_run": len(members[0].history),
+                                "bounds": list(bounds) if bounds else None, "background": background,
+                                "class_field": field}
+    if config.ensemble == 1:
+        state, metrics = members[0].state_dict, members[0].metrics
+    else:
+        ensemble = Ensemble([_network(config, data, m.state_dict) for m in members])
+        state = ensemble.state_dict()
+        metrics = validate(ensemble, data, config, resolve_device(device))
+        training["members"] = [{"seed": config.seed + k, "best_epoch": m.best_epoch, "epochs_run": len(m.history),
+                                "metrics": m.metrics} for k, m in enumerate(members)]
     model_file = ModelFile(
         arch=config.arch, encoder=config.encoder, bands=data.bands, normalization=data.normalization,
-        classes=table, chip_size=config.chip_size, state_dict=result.state_dict,
-        training={"config": dataclasses.asdict(config), "data_sha256": data.fingerprint(), "sources": data.sources,
-                  "train_positions": n_train, "val_chips": n_val, "best_epoch": result.best_epoch,
-                  "epochs_run": len(result.history), "bounds": list(bounds) if bounds else None,
-                  "background": background, "class_field": field},
-        metrics=result.metrics,
+        classes=table, chip_size=config.chip_size, state_dict=state, training=training, metrics=metrics,
+        members=config.ensemble,
     )
     model_file.save(output, overwrite)
-    resume_path.unlink(missing_ok=True)
     shutil.rmtree(work_dir, ignore_errors=True)
     return model_file
+
+
+def _network(config: TrainConfig, data: TrainingData, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    model = create_model(config.arch, config.encoder, data.bands.count, len(data.classes))
+    model.load_state_dict(state)
+    return model
+
+
+def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch.device, output: Path,
+                  work_dir: Path, restart: bool, max_minutes: float | None) -> FitResult:
+    """Train member `k` (the only one unless `config.ensemble` > 1), or reload it when an earlier run finished it."""
+    single = config.ensemble == 1
+    member_config = config if single else dataclasses.replace(config, seed=config.seed + k, ensemble=1)
+    name = output.name if single else f"{output.name}.member{k}"
+    resume_path = output.with_name(name + ".resume.pt")
+    curves = output.with_suffix("") if single else output.with_name(f"{output.stem}-member{k}")
+    finished = work_dir / f"member-{k}.pt"
+    key = run_key(member_config, data)
+    if not single and finished.exists() and not restart:
+        saved = torch.load(finished, map_location="cpu", weights_only=False)
+        if saved["run_key"] == key:
+            log.info("member %d of %d: already trained by an earlier run", k + 1, config.ensemble)
+            return FitResult(**saved["result"])
+    if not single:
+        log.info("member %d of %d (seed %d)", k + 1, config.ensemble, member_config.seed)
+    torch.manual_seed(member_config.seed)  # the same initial weights however many members ran before
+    model = create_model(config.arch, config.encoder, data.bands.count, len(data.classes),
+                         None if resume_path.exists() and not restart else config.weights)
+    result = fit(model, data, member_config, device, resume_path, curves, restart, max_minutes)
+    if not single:
+        with atomic_path(finished, overwrite=True) as tmp:
+            torch.save({"run_key": key, "result": dataclasses.asdict(result)}, tmp)
+    resume_path.unlink(missing_ok=True)
+    return result
