@@ -1,5 +1,5 @@
 """The automatic search: time a few timm backbones, share the time budget among them, then try learning rates
-around the best one; choose on validation macro F1."""
+around the best one; choose on validation macro F1. Presets replace the search by a fixed recipe."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from rich.progress import Progress
 
-from landsight.classify.fit import TensorData, Trial, TrialResult, make_loss, run_trial
+from landsight.classify.fit import CRITERIA, TensorData, Trial, TrialResult, make_loss, rank, run_trial
 from landsight.classify.network import CANDIDATES, check_backbone, create_classifier, weights_architecture
 from landsight.errors import ConfigError
 from landsight.models.pretrained import imagenet_weights_file
@@ -56,11 +56,14 @@ class SearchSettings:
     batch_size: int = 32
     seed: int = 0
     lr_search: bool = True
+    choose_on: str = "macro_f1"
 
     def __post_init__(self) -> None:
         if self.budget <= 0 or self.max_epochs < 1 or self.patience < 1 or self.batch_size < 2:
             raise ConfigError(f"invalid search settings: budget {self.budget} s, max_epochs {self.max_epochs}, "
                               f"patience {self.patience}, batch_size {self.batch_size} (need > 0, >= 1, >= 1, >= 2)")
+        if self.choose_on not in CRITERIA:
+            raise ConfigError(f"choose_on {self.choose_on!r}: choose from {list(CRITERIA)}")
         for name in self.backbones:
             check_backbone(name)
 
@@ -76,6 +79,24 @@ class SearchSettings:
         return min(max(self.min_epochs, self.good_epochs // 2), self.max_epochs)
 
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "cloud": {"backbones": ("tf_efficientnet_lite0",), "lr_search": False, "choose_on": "loss", "max_epochs": 30,
+              "patience": 30},
+}
+"""Fixed recipes (SearchSettings values) for named tasks. `cloud`: the clear/cloudy gate trains only the ImageNet
+EfficientNet-Lite0 through its whole learning-rate schedule (no early stop) and keeps its lowest-validation-loss
+epoch: a search choosing among backbones on the macro F1 of a few dozen blocked validation chips picked weak
+candidates by luck."""
+
+
+def search_settings(budget: float, preset: str | None = None, **given: Any) -> SearchSettings:
+    """Settings of `preset`'s recipe (the full search when None), with the values `given` (None: not given) on top."""
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    values = {**PRESETS.get(preset or "", {}), **{k: v for k, v in given.items() if v is not None}}
+    return SearchSettings(budget, **values)
+
+
 @dataclasses.dataclass
 class SearchResult:
     """Every candidate tried (and skipped), the chosen one and the measured cost of an epoch per backbone."""
@@ -83,11 +104,16 @@ class SearchResult:
     results: list[TrialResult]
     skipped: list[dict[str, Any]]
     epoch_seconds: dict[str, float]
+    choose_on: str = "macro_f1"
 
     @property
     def best(self) -> TrialResult:
-        """The candidate with the best validation macro F1 (then the lowest validation loss)."""
-        return max(self.results, key=lambda r: (r.score, -r.val_loss))
+        """The candidate ranked first on validation (`choose_on`)."""
+        return _best(self.results, self.choose_on)
+
+
+def _best(results: list[TrialResult], choose_on: str) -> TrialResult:
+    return max(results, key=lambda r: rank(r.score, r.val_loss, choose_on))
 
 
 def initial_weights(backbone: str, weights_file: str | None) -> str | None:
@@ -163,7 +189,7 @@ def _next_trials(results: list[TrialResult], deferred: list[Trial], settings: Se
                  seen: set[Trial]) -> list[Trial]:
     """When the plan is done: learning rates around the best candidate, then the deferred backbones; never a trial
     already run or skipped."""
-    variants = _lr_variants(max(results, key=lambda r: (r.score, -r.val_loss))) if results else []
+    variants = _lr_variants(_best(results, settings.choose_on)) if results else []
     fresh = [t for t in (variants if settings.lr_search else []) + deferred if t not in seen]
     seen.update(fresh)
     return fresh
@@ -203,7 +229,7 @@ def search(data: TensorData, settings: SearchSettings, device: torch.device, dea
             epochs = max(settings.least_epochs, min(settings.max_epochs, int(share / costs[trial.backbone])))
             task = progress.add_task(trial.label(), total=epochs)
             result = run_trial(trial, data, share, epochs, settings.patience, device, settings.batch_size,
-                               settings.seed, progress, task)
+                               settings.seed, progress, task, settings.choose_on)
             progress.remove_task(task)
             results.append(result)
             costs[trial.backbone] = result.seconds / max(result.epochs, 1)  # measured under the real load
@@ -211,4 +237,4 @@ def search(data: TensorData, settings: SearchSettings, device: torch.device, dea
                 queue, deferred = _next_trials(results, deferred, settings, seen), []
     if not results:
         raise _too_small(settings, costs, 0.0, len(data.x_train), device)
-    return SearchResult(results, skipped, costs)
+    return SearchResult(results, skipped, costs, settings.choose_on)

@@ -22,6 +22,15 @@ from landsight.classify.network import create_classifier
 
 log = logging.getLogger(__name__)
 
+CRITERIA = ("macro_f1", "loss")
+"""How epochs and candidates are ranked on validation: macro F1 (ties: lower loss), or lower loss (ties: F1). The
+loss moves smoothly with every chip; F1 on a few dozen validation chips jumps by whole chips."""
+
+
+def rank(score: float, loss: float, choose_on: str = "macro_f1") -> tuple[float, float]:
+    """Sort key of a validation result under `choose_on`; higher is better."""
+    return (score, -loss) if choose_on == "macro_f1" else (-loss, score)
+
 
 def set_cpu_threads(requested: str | int = "auto") -> int:
     """Set torch's CPU threads: a number, or "auto" = the cores not already busy (1-minute load average), at least 1.
@@ -155,12 +164,17 @@ def _validate(model: nn.Module, data: TensorData, loss_fn: nn.Module, device: to
     return macro_f1(to_probs(logits, data.multi_label), data.y_val.numpy(), data.multi_label), loss
 
 
-def _fast_batch_norm(model: nn.Module, momentum: float = 0.3) -> None:
-    """Let batch-norm running statistics follow the new data faster than the default 0.1: small datasets give few
-    steps, and stale ImageNet statistics make evaluation-mode predictions lag far behind training."""
+def _average_batch_norm(model: nn.Module) -> None:
+    """Restart batch-norm running statistics as the plain mean over the coming epoch's batches (momentum None).
+
+    Evaluation then sees the statistics of the whole epoch's data: with a momentum they follow the class mix of the
+    last few batches (cloudy and clear chips differ a lot), and validation loss jumped between epochs even at a
+    learning rate near zero; stale ImageNet statistics are gone after the first epoch.
+    """
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.momentum = momentum
+            module.reset_running_stats()
+            module.momentum = None
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -174,6 +188,7 @@ def _train_epoch(model: nn.Module, data: TensorData, loss_fn: nn.Module, optimiz
                  scheduler: Any, device: torch.device, batch_size: int, generator: torch.Generator,
                  deadline: float) -> float:
     model.train()
+    _average_batch_norm(model)
     total, count = 0.0, 0
     for index in _batches(len(data.x_train), batch_size, generator):
         if time.monotonic() > deadline and count:
@@ -192,15 +207,16 @@ def _train_epoch(model: nn.Module, data: TensorData, loss_fn: nn.Module, optimiz
 
 @dataclasses.dataclass
 class _Best:
-    """The best epoch so far: validation macro F1, then lower validation loss."""
+    """The best epoch so far under `choose_on` (see `rank`)."""
 
+    choose_on: str = "macro_f1"
     score: float = -1.0
     loss: float = math.inf
     epoch: int = 0
     state: dict[str, torch.Tensor] | None = None
 
     def update(self, score: float, loss: float, epoch: int, model: nn.Module) -> None:
-        if (score, -loss) > (self.score, -self.loss):
+        if rank(score, loss, self.choose_on) > rank(self.score, self.loss, self.choose_on):
             self.score, self.loss, self.epoch = score, loss, epoch
             self.state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
 
@@ -214,8 +230,8 @@ def _optimizer(model: nn.Module, lr: float, steps: int) -> tuple[torch.optim.Opt
 
 def run_trial(trial: Trial, data: TensorData, seconds: float, epochs: int, patience: int, device: torch.device,
               batch_size: int = 32, seed: int = 0, progress: Progress | None = None,
-              task: TaskID | None = None) -> TrialResult:
-    """Train `trial` for at most `epochs` epochs and `seconds` seconds; keep the best validation epoch.
+              task: TaskID | None = None, choose_on: str = "macro_f1") -> TrialResult:
+    """Train `trial` for at most `epochs` epochs and `seconds` seconds; keep the best validation epoch (`rank`).
 
     An epoch is not started when the previous one suggests it would end past the deadline.
     """
@@ -225,10 +241,9 @@ def run_trial(trial: Trial, data: TensorData, seconds: float, epochs: int, patie
     generator = torch.Generator().manual_seed(seed)
     model = create_classifier("classifier", trial.backbone, data.x_train.shape[1], data.num_classes,
                               trial.weights).to(device)
-    _fast_batch_norm(model)
     loss_fn = make_loss(data).to(device)
     optimizer, scheduler = _optimizer(model, trial.lr, epochs * max(1, math.ceil(len(data.x_train) / batch_size)))
-    best, history, stopped, last = _Best(), [], "max epochs", 0.0
+    best, history, stopped, last = _Best(choose_on), [], "max epochs", 0.0
     for epoch in range(1, epochs + 1):
         if epoch > 1 and time.monotonic() + last > deadline:
             stopped = "time limit"

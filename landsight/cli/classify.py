@@ -71,18 +71,19 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--budget", default="10m", show_default=True, help="Time for the whole run, e.g. 90s, 5m, 1h."),
         click.option("--backbones", default=None,
                      help="Comma-separated timm backbones to try [tf_efficientnet_lite0,resnet18,"
-                          "mobilenetv3_large_100,efficientnet_b0,resnet34]."),
+                          "mobilenetv3_large_100,efficientnet_b0,resnet34; cloud train: tf_efficientnet_lite0]."),
         click.option("--weights", default=None, type=click.Path(dir_okay=False),
                      help="Local weights file (timm state dict) to start from; its backbone is detected."),
         click.option("--normalization", type=click.Choice(NORM_CHOICES), default="dataset", show_default=True,
                      help="Training-data band statistics, or per image (for other sensors / DN vs reflectance)."),
         click.option("--block-chips", type=float, default=2.0, show_default=True,
                      help="Spatial blocks of the split, in chip widths (georeferenced chips)."),
-        click.option("--max-epochs", type=int, default=40, show_default=True, help="Most epochs per candidate."),
-        click.option("--patience", type=int, default=6, show_default=True,
-                     help="Epochs without validation gain before a candidate stops."),
-        click.option("--lr-search/--no-lr-search", default=True, show_default=True,
-                     help="After one run per backbone, try learning rates around the best while time is left."),
+        click.option("--max-epochs", type=int, default=None, help="Most epochs per candidate [40; cloud train: 30]."),
+        click.option("--patience", type=int, default=None,
+                     help="Epochs without validation gain before a candidate stops [6; cloud train: 30]."),
+        click.option("--lr-search/--no-lr-search", default=None,
+                     help="After one run per backbone, try learning rates around the best while time is left "
+                          "[on; cloud train: off]."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed (split and training)."),
         click.option("--threads", default="auto", show_default=True,
                      help="CPU threads for training: a number, or auto (the cores other processes leave free)."),
@@ -97,18 +98,17 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def run_training(data: str, preset: str | None, **kw: Any) -> None:
     """Load chips, train within the budget and print the outcome (shared by `classify train` and `cloud train`)."""
     started = time.monotonic()
-    from landsight.classify.automl import SearchSettings, parse_budget, resolve_weights
+    from landsight.classify.automl import parse_budget, resolve_weights, search_settings
     from landsight.classify.dataset import DataSpec, check_cloud_classes, load_chips
     from landsight.classify.fit import set_cpu_threads
-    from landsight.classify.network import CANDIDATES
     from landsight.classify.rules import CloudRule, describe
     from landsight.classify.train import TrainSettings, train_classifier
 
-    budget = parse_budget(kw["budget"])
-    settings = TrainSettings(
-        SearchSettings(budget, _names(kw["backbones"]) or CANDIDATES, kw["weights"], kw["max_epochs"],
-                       kw["patience"], seed=kw["seed"], lr_search=kw["lr_search"]),
-        kw["normalization"], block_chips=kw["block_chips"], device=kw["device"], preset=preset)
+    search = search_settings(parse_budget(kw["budget"]), preset, backbones=_names(kw["backbones"]),
+                             weights=kw["weights"], max_epochs=kw["max_epochs"], patience=kw["patience"],
+                             seed=kw["seed"], lr_search=kw["lr_search"])
+    settings = TrainSettings(search, kw["normalization"], block_chips=kw["block_chips"], device=kw["device"],
+                             preset=preset)
     settings = dataclasses.replace(settings, search=resolve_weights(settings.search))  # check --weights first
     spec = DataSpec(data, kw["chip_size"], kw["stride"], kw["cloud_mask"],
                     CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["label_source"],

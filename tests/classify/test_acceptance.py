@@ -20,6 +20,7 @@ def test_cloud_gate_on_64px_chips_of_the_crop(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "gate-report.json").read_text())
     assert report["split"]["blocked"] and report["split"]["class_counts"]["cloudy"]["test"] >= 5
+    assert [c["candidate"] for c in report["candidates"]] == ["tf_efficientnet_lite0 lr=0.001 (imagenet)"]  # preset
     assert report["test"]["per_class"]["cloudy"]["f1"] >= 0.8, report["test"]["per_class"]
     for name in ("report.html", "report.json", "confusion.png", "pr.png", "errors.png", "split.json"):
         assert (tmp_path / f"gate-{name}").exists()
