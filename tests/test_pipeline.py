@@ -114,6 +114,25 @@ def test_direct_runner_equals_predict(direct, expected, inputs):
     assert areas == pytest.approx(width * height * abs(transform.a * transform.e), rel=1e-6)
     assert all(",clear," in row for row in rows[1:])
     assert json.loads((out / "atl2.done.json").read_text())["windows"] == 6
+    assert not any((out / ".spill").iterdir())  # spilled probabilities are removed once stitched
+
+
+def test_window_probabilities_wait_on_disk_not_in_engine_state(model, inputs, tmp_path):
+    """What the engine collects per raster until stitching is file names, not a raster's worth of probabilities."""
+    import pickle
+
+    from landsight.pipeline import stages
+
+    job = config(model, tmp_path)
+    model_file = stages.load_model(job)
+    task = stages.plan_tasks(job, str(inputs / "atl2.tif"), model_file)[0]
+    result = stages.infer(stages.read_task(task, model_file), stages.load_predictor(job), tmp_path)
+    spilled = [w.load().probabilities for w in result.results]
+    assert len(spilled) == 2 and all(p.shape == (2, 256, 256) and p.dtype == np.float32 for p in spilled)
+    assert len(pickle.dumps(result)) < 0.05 * sum(p.nbytes for p in spilled)
+    assert sorted(p.name for p in stages.spill_dir(tmp_path, "atl2").iterdir()) == sorted(
+        f"{int(w.window.row_off)}_{int(w.window.col_off)}.npy" for w in result.results)
+    assert stages.clean_partials(tmp_path) == 1 and not stages.spill_dir(tmp_path, "atl2").exists()
 
 
 def test_rerun_skips_completed_outputs(direct, model, inputs):
@@ -176,7 +195,7 @@ def test_killed_run_resumes_to_the_same_outputs(model, inputs, direct, tmp_path)
     for mask in out.glob("[!.]*.tif"):  # whatever is in place is whole: written under a temporary name, renamed
         read(mask)
     summary = run_pipeline(str(inputs / "*.tif"), config(model, out))
-    assert len(summary["done"]) == 12 and not list(out.glob(".*.part*"))
+    assert len(summary["done"]) == 12 and not list(out.glob(".*.part*")) and not any((out / ".spill").iterdir())
     reference, _ = direct
     for path in sorted(reference.iterdir()):
         if path.suffix == ".tif":

@@ -55,9 +55,9 @@ class _Segment(FlatMapFunction):  # type: ignore[misc]
             if self._gate is not None:
                 clear, cloudy = stages.apply_gate(data, self._gate)
                 results += [cloudy] if cloudy is not None else []
-                results += [stages.infer(clear, self._predictor)] if clear is not None else []
+                results += [stages.infer(clear, self._predictor, self._config.out_dir)] if clear is not None else []
             else:
-                results.append(stages.infer(data, self._predictor))
+                results.append(stages.infer(data, self._predictor, self._config.out_dir))
             yield task.key, results
         except Exception as exc:
             stages.dead_letter(self._config.out_dir, task.image, "Segment", exc)

@@ -20,13 +20,15 @@ class LandsightModelHandler(ModelHandler[ChunkData, ChunkResult, Predictor]):
     Args:
         model_path: segmentation MODEL file (`landsight train` output).
         device: "cpu", "cuda" or "auto".
+        out_dir: the job's output folder, where window probabilities are spilled until stitching.
         max_batch_chunks: most chunks per Beam batch (each chunk already holds up to `--batch-size` windows).
     """
 
-    def __init__(self, model_path: str, device: str = "cpu", max_batch_chunks: int = 4) -> None:
+    def __init__(self, model_path: str, device: str, out_dir: str, max_batch_chunks: int = 4) -> None:
         super().__init__()
         self._model_path = model_path
         self._device = device
+        self._out_dir = out_dir
         self._max_batch_chunks = max_batch_chunks
 
     def load_model(self) -> Predictor:
@@ -36,7 +38,7 @@ class LandsightModelHandler(ModelHandler[ChunkData, ChunkResult, Predictor]):
     def run_inference(self, batch: Sequence[ChunkData], model: Predictor,
                       inference_args: dict[str, Any] | None = None) -> Iterable[ChunkResult]:
         """Segment each chunk of the batch."""
-        return [infer(data, model) for data in batch]
+        return [infer(data, model, self._out_dir) for data in batch]
 
     def get_num_bytes(self, batch: Sequence[ChunkData]) -> int:
         """Bytes of the batch's pixel arrays (Beam metrics)."""

@@ -8,9 +8,11 @@ This module imports neither apache_beam nor pyflink. Per raster KEY (the input's
     KEY.stats.csv    one row per window: clear/cloudy and class areas (m²) over the window's core
     KEY.done.json    completion marker, written last: a rerun skips the raster while it matches the job
     dead-letter/KEY.STAGE.json   why an input failed (removed when a later run completes it)
+    .spill/KEY/      each segmented window's probabilities (.npy) until the mask is stitched, then removed: the
+                     engine's state holds file names, never a raster's worth of probabilities
 
 Every file is written to a temporary name and renamed, so a killed run leaves no corrupt output, only hidden
-`.*.part*` files that `clean_partials` removes.
+`.*.part*` files and spill folders that `clean_partials` removes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import dataclasses
 import datetime
 import json
 import re
+import shutil
 import traceback
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -123,11 +126,24 @@ class ChunkData:
 
 
 @dataclasses.dataclass(frozen=True)
+class StoredWindow:
+    """A segmented window whose probabilities wait in a spill file (`path` None: the gate found it cloudy)."""
+
+    row: int
+    window: Any
+    path: str | None
+
+    def load(self) -> WindowResult:
+        """The window's result with its probabilities read back."""
+        return WindowResult(self.row, self.window, None if self.path is None else np.load(self.path))
+
+
+@dataclasses.dataclass(frozen=True)
 class ChunkResult:
-    """Window results of one chunk (probabilities, or None for cloudy windows)."""
+    """Window results of one chunk."""
 
     task: ChunkTask
-    results: tuple[WindowResult, ...]
+    results: tuple[StoredWindow, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,13 +198,21 @@ def is_complete(config: JobConfig, image: str, model_sha: str, gate_sha: str | N
     return same and all(p.exists() for p in required)
 
 
+def spill_dir(out_dir: str | Path, key: str) -> Path:
+    """Where raster `key`'s window probabilities wait for stitching."""
+    return Path(out_dir) / ".spill" / key
+
+
 def clean_partials(out_dir: str | Path) -> int:
-    """Remove temporary files a killed run left in `out_dir` (and its dead-letter folder); returns how many."""
+    """Remove temporary files and spill folders a killed run left in `out_dir`; returns how many."""
     removed = 0
     for folder in (Path(out_dir), Path(out_dir) / "dead-letter"):
         for path in folder.glob(".*.part*"):
             path.unlink(missing_ok=True)
             removed += 1
+    for folder in (Path(out_dir) / ".spill").glob("*"):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
     return removed
 
 
@@ -256,7 +280,7 @@ def apply_gate(data: ChunkData, gate: Gate) -> tuple[ChunkData | None, ChunkResu
     if len(flags) != len(data.windows):
         raise RasterError(f"the cloud gate returned {len(flags)} flags for {len(data.windows)} windows")
     row = data.task.chunk.row
-    cloudy = tuple(WindowResult(row, w, None) for w, f in zip(data.windows, flags, strict=True) if f)
+    cloudy = tuple(StoredWindow(row, w, None) for w, f in zip(data.windows, flags, strict=True) if f)
     keep = [i for i, f in enumerate(flags) if not f]
     clear = None
     if keep:
@@ -264,16 +288,24 @@ def apply_gate(data: ChunkData, gate: Gate) -> tuple[ChunkData | None, ChunkResu
     return clear, (ChunkResult(data.task, cloudy) if cloudy else None)
 
 
-def infer(data: ChunkData, predictor: Predictor) -> ChunkResult:
-    """Segment a read chunk (one forward pass)."""
+def infer(data: ChunkData, predictor: Predictor, out_dir: str | Path) -> ChunkResult:
+    """Segment a read chunk (one forward pass); its probabilities go to spill files in `out_dir`."""
     probs = infer_chunk(predictor, data.batch, data.windows)
-    row = data.task.chunk.row
-    return ChunkResult(data.task, tuple(WindowResult(row, w, p) for w, p in zip(data.windows, probs, strict=True)))
+    folder = spill_dir(out_dir, data.task.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = []
+    for window, p in zip(data.windows, probs, strict=True):
+        path = folder / f"{int(window.row_off)}_{int(window.col_off)}.npy"
+        with atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, p)
+        stored.append(StoredWindow(data.task.chunk.row, window, str(path)))
+    return ChunkResult(data.task, tuple(stored))
 
 
 def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
-               results: Iterable[WindowResult]) -> RasterDone:
-    """Blend all window results of a raster into its mask COG; every window of the plan must be present once."""
+               results: Iterable[StoredWindow]) -> RasterDone:
+    """Blend all window results of a raster into its mask COG, reading spilled probabilities one window at a time;
+    every window of the plan must be present once."""
     ordered = sorted(results, key=lambda r: (int(r.window.row_off), int(r.window.col_off)))
     if len(ordered) != plan.n_windows:
         raise RasterError(f"{plan.image}: {len(ordered)} of {plan.n_windows} windows arrived; see the other "
@@ -281,9 +313,10 @@ def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
     key = raster_key(plan.image)
     tags = provenance_tags(model_file, plan.spec, plan.window, plan.overlap, plan.image)
     with open_raster(plan.image) as src:
-        write_prediction(src, plan, outputs_for(config.out_dir, key).mask, model_file.classes, tags, ordered,
-                         overwrite=True)
-    cloudy = tuple((int(r.window.col_off), int(r.window.row_off)) for r in ordered if r.probabilities is None)
+        write_prediction(src, plan, outputs_for(config.out_dir, key).mask, model_file.classes, tags,
+                         (r.load() for r in ordered), overwrite=True)
+    shutil.rmtree(spill_dir(config.out_dir, key), ignore_errors=True)
+    cloudy = tuple((int(r.window.col_off), int(r.window.row_off)) for r in ordered if r.path is None)
     return RasterDone(key, plan, cloudy)
 
 

@@ -26,8 +26,8 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 from landsight.imagery.bands import BandSpec
 from landsight.pipeline import stages
 from landsight.pipeline.handler import LandsightModelHandler
-from landsight.pipeline.stages import ChunkData, ChunkResult, ChunkTask, Gate, JobConfig, RasterDone
-from landsight.predict.raster import RasterPlan, WindowResult
+from landsight.pipeline.stages import ChunkData, ChunkResult, ChunkTask, Gate, JobConfig, RasterDone, StoredWindow
+from landsight.predict.raster import RasterPlan
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class _CollectFn(beam.DoFn):
     same in batch and streaming mode, without waiting for a window of time to close)."""
 
     def process(self, element: tuple[str, ChunkResult], parts: Any = _PARTS,
-                count: Any = _COUNT) -> Iterator[tuple[RasterPlan, list[WindowResult]]]:
+                count: Any = _COUNT) -> Iterator[tuple[RasterPlan, list[StoredWindow]]]:
         _, result = element
         parts.add(result)
         seen = (count.read() or 0) + len(result.results)
@@ -127,7 +127,7 @@ class _WriteMaskFn(beam.DoFn):
     def __init__(self, config: JobConfig) -> None:
         self._config = config
 
-    def process(self, element: tuple[RasterPlan, list[WindowResult]]) -> Iterator[RasterDone]:
+    def process(self, element: tuple[RasterPlan, list[StoredWindow]]) -> Iterator[RasterDone]:
         yield stages.write_mask(self._config, stages.load_model(self._config), *element)
 
 
@@ -191,7 +191,7 @@ class SegmentRasters(beam.PTransform):  # type: ignore[misc]
             data, cloudy = gated | "SplitCloudy" >> beam.Partition(lambda e, _: int(isinstance(e, ChunkResult)), 2)
             skipped.append(cloudy)
             dead.append(bad_gate)
-        handler = LandsightModelHandler(config.model, config.device)
+        handler = LandsightModelHandler(config.model, config.device, config.out_dir)
         segmented, dlq = data | "RunInference" >> RunInference(handler).with_exception_handling()
         dead.append(dlq.failed_inferences | "RunInferenceDeadLetters" >> beam.FlatMap(_dead_records, "RunInference"))
         rasters = ((segmented, *skipped) | "AllWindows" >> beam.Flatten()
