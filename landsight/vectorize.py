@@ -40,7 +40,7 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float 
     Args:
         mask_path: single-band integer mask, e.g. from `landsight rasterize` or `landsight predict`.
         out_path: GeoJSON file to write (atomically).
-        simplify: simplification tolerance in the mask's CRS units (topology preserved); 0 keeps pixel outlines.
+        simplify: simplification tolerance in the mask's CRS units (topology preserved); 0 keeps every vertex.
         min_area: drop polygons smaller than this, in m² (in CRS units² when the mask's CRS is projected).
         dst_crs: CRS of the output (e.g. "EPSG:4326"); default the mask's CRS.
         overwrite: replace an existing `out_path`.
