@@ -23,6 +23,8 @@ from landsight.outputs import atomic_path
 SPLITS = ("train", "val", "test")
 MIN_CHIPS = 5
 """Fewest chips that can be split three ways (scores on so few are anecdotes, and the report says how many)."""
+FEW_TEST_CHIPS = 10
+"""Below this many test chips of a class, its notes say how far one chip moves the class's test F1."""
 
 
 @dataclasses.dataclass
@@ -145,16 +147,22 @@ def split_chips(chips: ChipSet, fractions: Sequence[float] = (0.8, 0.1, 0.1), se
 
 
 def _notes(chips: ChipSet, split: ChipSplit, groups: np.ndarray) -> list[str]:
-    """Warnings for classes that a split lacks (their scores there are undefined)."""
+    """Warnings for classes that a split lacks (their scores there are undefined) or that have so few test chips
+    that one chip moves their test F1 a lot."""
     notes = []
     for k, name in enumerate(chips.classes):
         members = chips.targets[:, k] > 0
         n_blocks = len(set(groups[members].tolist()))
         missing = [s for s in SPLITS if not members[getattr(split, s)].any()]
+        n_test = int(members[split.test].sum())
         if missing:
             unit = "spatial block(s)" if split.blocked else "chip(s)"
             notes.append(f"class {name!r} occurs in {n_blocks} {unit}; none in {', '.join(missing)}: its "
                          f"{'/'.join(missing)} scores are undefined. Add more, separate examples of it.")
+        elif n_test < FEW_TEST_CHIPS:
+            notes.append(f"class {name!r} has only {n_test} test chip(s): one chip decided differently moves its test "
+                         f"F1 by {1 / (2 * n_test + 1):.2f} or more. Add imagery, or cut more chips (a smaller "
+                         "--stride).")
     return notes
 
 

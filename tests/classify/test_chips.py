@@ -84,6 +84,17 @@ def test_blocked_split_is_stratified_leak_free_and_saved(cloud_chips, tmp_path):
     assert saved["blocked"] and len(saved["test"]) == len(split.test) and saved["test"][0].startswith(str(L8))
 
 
+def test_split_notes_a_class_with_few_test_chips():
+    sparse = chips_from_cloud_mask(L8, L8_QA, CloudRule(), ChipGrid(64), band_names=("blue", "green", "red", "nir"))
+    split = split_chips(sparse, seed=0)
+    n_test = sparse.targets[split.test].sum(axis=0)
+    assert n_test.min() < 10
+    for name, n in zip(sparse.classes, n_test, strict=True):
+        flagged = [note for note in split.notes if note.startswith(f"class {name!r} has only {int(n)} test chip")]
+        assert len(flagged) == (n < 10), (name, n, split.notes)
+    assert "--stride" in " ".join(split.notes)
+
+
 def test_normalization_modes_and_the_outlier_warning(cloud_chips):
     images = cloud_chips.images
     stats = fit_normalization(images)
