@@ -1,6 +1,6 @@
 """Throughput of `landsight pipeline run` (Beam DirectRunner) against plain batched `predict_raster`, same inputs.
 
-    .venv/bin/python bench/pipeline_throughput.py [--model M] [--copies 4] [--window 1024] [--overlap 64]
+    .venv/bin/python -m bench.pipeline_throughput [--model M] [--copies 4] [--window 1024] [--overlap 64]
 
 Inputs: `--copies` copies of each shipped raster (Atlanta 600x900 1 band, NC Landsat 489x443 6 bands, Sentinel-2
 384x384 4 bands) in bench/out/. Without --model a tiny resnet18 U-Net is trained first (not timed). Both sides load
@@ -132,7 +132,7 @@ def main() -> None:
         predict_s.append(bench_predict(model, images, args))
         masks_s.append(bench_pipeline(model, images, args, polygons=False))
     p, b, m, v = min(predict_s), min(pipeline_s), min(masks_s), min(vector_s)
-    command = "python bench/pipeline_throughput.py " + " ".join(sys.argv[1:])
+    command = "python -m bench.pipeline_throughput " + " ".join(sys.argv[1:])
     model_name = "tiny resnet18 U-Net" if args.model is None else model.name
     text = f"""## Pipeline throughput (issue 4)
 

@@ -3,7 +3,7 @@
 Both rasters are the Atlanta sample tiled (written block by block, never held whole; not committed). Prediction must
 keep peak RSS under 2 GB and within 1.2x of the small raster's peak: memory does not grow with the raster.
 
-    .venv/bin/python bench/predict_memory.py [--sizes 2000 20000]
+    .venv/bin/python -m bench.predict_memory [--sizes 2000 20000]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
         rows.append(f"| {size:,} x {size:,} | {peak:,.0f} MB | {seconds:,.0f} s |")
         print(rows[-1], flush=True)
     ratio = peaks[-1] / peaks[0]
-    body = (f"Command: `.venv/bin/python bench/predict_memory.py --sizes {' '.join(map(str, args.sizes))}` "
+    body = (f"Command: `.venv/bin/python -m bench.predict_memory --sizes {' '.join(map(str, args.sizes))}` "
             f"(commit {git_revision()}), each size a separate `landsight predict` process under `/usr/bin/time -v`.\n"
             f"Machine: {machine()}.\n\n| raster | peak RSS | wall time |\n|---|---|---|\n" + "\n".join(rows) +
             f"\n\nLargest / smallest peak: **{ratio:.2f}x** (target <= 1.2x, and < 2 GB).\n")

@@ -4,7 +4,7 @@ The naive peer is a plain PyTorch fp32 loop over non-overlapping 256 px windows,
 argmax, write. landsight's `predict_raster` adds overlap and blending (more compute) but batches, reads ahead in a
 thread and runs larger windows. Throughput is reported as 256x256 tiles of output area per second.
 
-    .venv/bin/python bench/predict_speed.py [--size 2048] [--repeat 2]
+    .venv/bin/python -m bench.predict_speed [--size 2048] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
              f"| `landsight predict` (window 1024, overlap 128, batch 1, COG) | {ours_s:.1f} s "
              f"| {tiles / ours_s:.2f} |"]
     ratio = naive_s / ours_s
-    body = (f"Command: `.venv/bin/python bench/predict_speed.py --size {args.size} --repeat {args.repeat}` "
+    body = (f"Command: `.venv/bin/python -m bench.predict_speed --size {args.size} --repeat {args.repeat}` "
             f"(commit {git_revision()}).\nMachine: {machine()}.\nRaster: {args.size} x {args.size} px, 1 band "
             f"(the Atlanta sample tiled), EfficientNet-Lite0 U-Net; best of {args.repeat} runs each.\n\n"
             "| run | time | 256x256 tiles/s |\n|---|---|---|\n" + "\n".join(lines) +
