@@ -122,7 +122,8 @@ def make_loss(data: TensorData) -> nn.Module:
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
 
 
-def _loss_value(loss_fn: nn.Module, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+def loss_value(loss_fn: nn.Module, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """`loss_fn` (from `make_loss`) of logits against 0/1 targets (N, K)."""
     return loss_fn(logits, targets if multi_label else targets.argmax(dim=1))
 
 
@@ -160,7 +161,7 @@ def predict_probs(model: nn.Module, x: torch.Tensor, multi_label: bool, device: 
 @torch.inference_mode()
 def _validate(model: nn.Module, data: TensorData, loss_fn: nn.Module, device: torch.device) -> tuple[float, float]:
     logits = predict_logits(model, data.x_val, device)
-    loss = float(_loss_value(loss_fn, logits.to(device), data.y_val.to(device), data.multi_label))
+    loss = float(loss_value(loss_fn, logits.to(device), data.y_val.to(device), data.multi_label))
     return macro_f1(to_probs(logits, data.multi_label), data.y_val.numpy(), data.multi_label), loss
 
 
@@ -196,7 +197,7 @@ def _train_epoch(model: nn.Module, data: TensorData, loss_fn: nn.Module, optimiz
         x = augment(data.x_train[index], generator).to(device)
         y = data.y_train[index].to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = _loss_value(loss_fn, model(x).float(), y, data.multi_label)
+        loss = loss_value(loss_fn, model(x).float(), y, data.multi_label)
         loss.backward()
         optimizer.step()
         scheduler.step()

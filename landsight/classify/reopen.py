@@ -26,6 +26,7 @@ def report_from_model(model: str | Path) -> dict[str, Any]:
         "chosen": training.get("chosen", {}), "budget_s": training.get("budget_s", 0.0),
         "elapsed_s": training.get("elapsed_s", 0.0), "test": metrics["test"],
         "similarity": metrics.get("similarity"), "worst_errors": metrics.get("worst_errors", []), "history": [],
+        "baseline": metrics.get("baseline"),
     }
 
 

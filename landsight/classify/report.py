@@ -175,6 +175,26 @@ def _split_section(split: dict[str, Any]) -> Section:
     return Section("Split", " ".join([text, *split.get("notes", [])]), table=rows)
 
 
+def _baseline_section(report: dict[str, Any]) -> Section:
+    baseline, test = report.get("baseline"), report["test"]
+    if not baseline:
+        return Section("Baseline", "not computed (a model trained by an older landsight)")
+    ours, theirs = test.get("mean_f1"), baseline["test"].get("mean_f1")
+    if ours is None or theirs is None:
+        verdict = ""
+    elif theirs >= ours - 0.01:
+        verdict = (" It scores about as well as the network or better: on this data the network adds nothing "
+                   "measurable over the bands' brightness statistics.")
+    else:
+        verdict = f" The network is better by {ours - theirs:.3f} macro F1."
+    rows = [["class", "network F1", "baseline F1"]] + [
+        [name, _fmt(scores["f1"]), _fmt(baseline["test"]["per_class"][name]["f1"])]
+        for name, scores in test["per_class"].items()]
+    return Section("Baseline", f"A simple reference model, {baseline['model']}, L2 penalty {baseline['penalty']:g} "
+                   f"chosen on validation loss, decided like the network. Test macro F1 {_fmt(theirs)} against the "
+                   f"network's {_fmt(ours)}.{verdict}", table=rows)
+
+
 def _candidates_section(report: dict[str, Any], paths: ReportPaths) -> Section:
     rows = [["candidate", "val macro F1", "val loss", "best epoch", "epochs", "seconds", "stopped"]] + [
         [r["candidate"], _fmt(r["val_macro_f1"]), _fmt(r["val_loss"]), r["best_epoch"], r["epochs"], r["seconds"],
@@ -206,6 +226,7 @@ def _sections(report: dict[str, Any], paths: ReportPaths) -> list[Section]:
                 f"test split ({test['chips']} chips{tta}): macro F1 {_fmt(test.get('mean_f1'))}{accuracy}."),
         Section("Test scores per class", table=per_class, figures=figures),
         Section("Precision / recall at thresholds (one class against the rest)", table=pr_rows),
+        _baseline_section(report),
         _split_section(report["split"]),
         _candidates_section(report, paths),
         Section("Worst errors", "" if gallery else "gallery not available (re-run training to regenerate it)",

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from landsight.classify.automl import SearchResult, SearchSettings, search
+from landsight.classify.baseline import baseline_probs
 from landsight.classify.chips import ChipSet
 from landsight.classify.evaluate import decide, evaluate, worst_errors
 from landsight.classify.fit import TensorData, predict_probs
@@ -138,6 +139,7 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
                                        np.arange(len(split.train) + len(split.val), sum(split.sizes().values())),
                                        device)
     report["worst_errors"] = _gallery(chips, split, probs, paths, decision)
+    report["baseline"] = _baseline(chips, split, decision)
     model_file = _model_file(chips, result.best.trial.backbone, normalization, result.best.state_dict, settings,
                              report, InputStats.fit(train_images), decision)
     model_file.save(output, overwrite)
@@ -145,6 +147,14 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     _write_outputs(report, chips, split, paths, overwrite)
     return model_file, report
+
+
+def _baseline(chips: ChipSet, split: ChipSplit, decision: dict[str, Any]) -> dict[str, Any]:
+    """The reference model's test scores, decided like the network's (see `baseline`)."""
+    probs, fit = baseline_probs(chips, split)
+    test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
+    test.pop("pr_at_thresholds")
+    return {**fit, "test": test}
 
 
 def _decision(chips: ChipSet, settings: TrainSettings) -> dict[str, Any]:
@@ -160,7 +170,7 @@ def _model_file(chips: ChipSet, backbone: str, normalization: Any, state: dict[s
                 settings: TrainSettings, report: dict[str, Any], stats: InputStats,
                 decision: dict[str, Any]) -> ModelFile:
     summary = {k: report[k] for k in ("data", "split", "candidates", "skipped", "chosen", "budget_s", "preset")}
-    metrics = {k: report[k] for k in ("test", "similarity", "worst_errors")}
+    metrics = {k: report[k] for k in ("test", "similarity", "worst_errors", "baseline")}
     return ModelFile(
         arch=ARCH, encoder=backbone, bands=chips.bands, normalization=normalization,
         classes=ClassTable.from_names(chips.classes, background=False), chip_size=chips.chip_size,

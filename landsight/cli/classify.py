@@ -140,6 +140,10 @@ def _echo_report(report: dict[str, Any]) -> None:
     for name, s in test["per_class"].items():
         click.echo(f"  {name:>24}: precision {_num(s['precision'])}  recall {_num(s['recall'])}  "
                    f"F1 {_num(s['f1'])}  (support {s['support']})")
+    baseline = report.get("baseline")
+    if baseline:
+        click.echo(f"baseline (logistic regression on band statistics): test macro F1 "
+                   f"{_num(baseline['test'].get('mean_f1'))}")
     similarity = report.get("similarity") or {}
     if similarity:
         click.echo(f"similarity precision@{similarity['k']} on the test split: {_num(similarity['precision_at_k'])}")

@@ -28,8 +28,12 @@ def test_training_on_class_folders_writes_model_split_and_report(folder_model):
     assert set(report["test"]["per_class"]) == {"clear", "cloudy"}
     assert len(report["test"]["pr_at_thresholds"]["cloudy"]) == 9 and report["test"]["confusion_matrix"]
     assert 0 <= report["similarity"]["precision_at_k"] <= 1
+    baseline = report["baseline"]
+    assert set(baseline["test"]["per_class"]) == {"clear", "cloudy"}
+    assert baseline["test"]["chips"] == report["test"]["chips"] and baseline["penalty"] > 0
     html = stem.with_name(f"{stem.name}-report.html").read_text()
     assert html.count("data:image/png;base64") >= 4 and "Candidates tried" in html and "Worst errors" in html
+    assert "Baseline" in html and "logistic regression on per-band chip statistics" in html
     split = json.loads(stem.with_name(f"{stem.name}-split.json").read_text())
     assert not set(split["train"]) & set(split["test"])
 
@@ -37,11 +41,13 @@ def test_training_on_class_folders_writes_model_split_and_report(folder_model):
 def test_report_reopens_and_rebuilds_from_the_model_file(folder_model, tmp_path):
     result = run("classify", "report", folder_model)
     assert result.exit_code == 0 and "chosen resnet18" in result.output and "report.html" in result.output
+    assert "baseline (logistic regression on band statistics): test macro F1" in result.output
     alone = tmp_path / "copy.pt"
     shutil.copy(folder_model, alone)
     result = run("classify", "report", alone, "--json")
     assert result.exit_code == 0 and json.loads(result.output)["chosen"]["backbone"] == "resnet18"
     assert (tmp_path / "copy-report.html").exists() and (tmp_path / "copy-confusion.png").exists()
+    assert "Test macro F1" in (tmp_path / "copy-report.html").read_text()  # the baseline travels in the model
 
 
 def test_predict_chips_to_csv_and_geojson(folder_model, chip_dir, tmp_path):
