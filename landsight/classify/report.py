@@ -164,7 +164,7 @@ def _score_tables(test: dict[str, Any]) -> tuple[list[list[Any]], list[list[Any]
     return per_class, pr_rows
 
 
-def _split_section(split: dict[str, Any]) -> Section:
+def _split_section(split: dict[str, Any], data: dict[str, Any]) -> Section:
     counts = split.get("class_counts", {})
     rows = [["split", "chips", *counts]] + [[s, split["sizes"][s], *[counts[c][s] for c in counts]]
                                             for s in ("train", "val", "test")]
@@ -172,7 +172,7 @@ def _split_section(split: dict[str, Any]) -> Section:
             f"blocks went to one split and {split['dropped_overlapping']} training/validation chips overlapping a "
             "held-out chip were dropped." if split["blocked"] else
             "Chips carry no georeference: split chip by chip (stratified).")
-    return Section("Split", " ".join([text, *split.get("notes", [])]), table=rows)
+    return Section("Split", " ".join([text, *split.get("notes", []), *data.get("warnings", [])]), table=rows)
 
 
 def _baseline_section(report: dict[str, Any]) -> Section:
@@ -227,7 +227,7 @@ def _sections(report: dict[str, Any], paths: ReportPaths) -> list[Section]:
         Section("Test scores per class", table=per_class, figures=figures),
         Section("Precision / recall at thresholds (one class against the rest)", table=pr_rows),
         _baseline_section(report),
-        _split_section(report["split"]),
+        _split_section(report["split"], report.get("data", {})),
         _candidates_section(report, paths),
         Section("Worst errors", "" if gallery else "gallery not available (re-run training to regenerate it)",
                 figures=gallery),

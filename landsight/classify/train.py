@@ -24,6 +24,7 @@ from landsight.classify.rules import CLOUD_CLASSES
 from landsight.classify.similar import precision_at_k
 from landsight.classify.split import SPLITS, ChipSplit, save_split, split_chips
 from landsight.errors import ConfigError
+from landsight.imagery.fill_values import FillValueCheck
 from landsight.labels.classes import ClassTable
 from landsight.models.model_file import ModelFile
 from landsight.outputs import check_output
@@ -122,6 +123,7 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     for note in split.notes:
         log.warning(note)
     train_images = chips.images[split.train]
+    data_warnings = _fill_value_warnings(chips)
     normalization = fit_normalization(train_images)
     tensors = _tensors(chips, split, settings, normalization)
     data = TensorData(*tensors["train"], *tensors["val"], chips.multi_label)
@@ -134,6 +136,7 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     probs = predict_probs(model, tensors["test"][0], chips.multi_label, device, tta=True)  # as deployed
     test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
     report = _report(chips, split, result, test, settings, output, started)
+    report["data"]["warnings"] = data_warnings
     report["similarity"] = _similarity(model, torch.cat([tensors[s][0] for s in SPLITS]),
                                        np.concatenate([chips.targets[getattr(split, s)] for s in SPLITS]),
                                        np.arange(len(split.train) + len(split.val), sum(split.sizes().values())),
@@ -147,6 +150,17 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     _write_outputs(report, chips, split, paths, overwrite)
     return model_file, report
+
+
+def _fill_value_warnings(chips: ChipSet) -> list[str]:
+    """Logged warnings for bands holding an undeclared nodata value (see `FillValueCheck`)."""
+    fills = FillValueCheck(chips.bands.names)
+    for start in range(0, len(chips), 256):
+        fills.update(chips.images[start:start + 256].transpose(1, 0, 2, 3))
+    found = fills.warnings(str(chips.source.get("image", "the chips")))
+    for warning in found:
+        log.warning(warning)
+    return found
 
 
 def _baseline(chips: ChipSet, split: ChipSplit, decision: dict[str, Any]) -> dict[str, Any]:

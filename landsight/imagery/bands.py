@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -12,7 +13,10 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landsight.errors import RasterError
+from landsight.imagery.fill_values import FillValueCheck
 from landsight.imagery.io import read_valid_mask, read_window
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_NAME = re.compile(r"^b\d+$")
 
@@ -120,18 +124,23 @@ class Normalization:
 
 
 def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]], spec: BandSpec) -> Normalization:
-    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums)."""
+    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums); logs a warning
+    for a band holding an undeclared nodata value (see `FillValueCheck`)."""
     total = np.zeros(spec.count)
     total_sq = np.zeros(spec.count)
     n = 0
     for src, windows in sources:
+        fills = FillValueCheck(spec.names)
         for window in windows:
             data = read_window(src, window, list(spec.indexes)).astype(np.float64)
             valid = read_valid_mask(src, window, list(spec.indexes))
             pixels = data[:, valid]
+            fills.update(pixels)
             total += pixels.sum(axis=1)
             total_sq += (pixels**2).sum(axis=1)
             n += pixels.shape[1]
+        for warning in fills.warnings(str(src.name)):
+            log.warning(warning)
     if n == 0:
         raise RasterError("no valid pixels to compute band statistics from; check the image's nodata value")
     mean = total / n

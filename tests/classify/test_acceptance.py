@@ -39,3 +39,4 @@ def test_automl_on_nc_landcover_polygons_within_5_minutes(tmp_path):
     assert report["chosen"]["candidate"] in [c["candidate"] for c in report["candidates"]]
     assert report["test"]["chips"] > 0 and report["test"]["mean_f1"] is not None
     assert report["similarity"]["precision_at_k"] is not None
+    assert [w.split(":")[0] for w in report["data"]["warnings"]] == [f"band 'b6' of {NC_IMAGE.resolve()}"]
