@@ -17,9 +17,8 @@ class FillValueCheck:
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
-        self.fills = np.array(FILL_VALUES)
         self.counts = np.zeros((len(names), len(FILL_VALUES)), dtype=np.int64)
-        self.total = 0
+        self.valid = np.zeros(len(names), dtype=np.int64)
         self.low = np.full(len(names), np.inf)
         self.high = np.full(len(names), -np.inf)
 
@@ -27,11 +26,11 @@ class FillValueCheck:
         """Add (C, ...) pixel values of the bands (NaN = nodata, ignored)."""
         pixels = np.asarray(pixels, dtype=np.float64).reshape(len(self.names), -1)
         other = ~np.isnan(pixels)
+        self.valid += other.sum(axis=1)
         for k, value in enumerate(FILL_VALUES):
             is_fill = pixels == value
             self.counts[:, k] += is_fill.sum(axis=1)
             other &= ~is_fill
-        self.total += pixels.shape[1]
         self.low = np.minimum(self.low, np.where(other, pixels, np.inf).min(axis=1))
         self.high = np.maximum(self.high, np.where(other, pixels, -np.inf).max(axis=1))
 
@@ -41,7 +40,7 @@ class FillValueCheck:
         for band, name in enumerate(self.names):
             width = max(self.high[band] - self.low[band], 1.0) if np.isfinite(self.low[band]) else np.inf
             for k, value in enumerate(FILL_VALUES):
-                share = self.counts[band, k] / max(self.total, 1)
+                share = self.counts[band, k] / max(self.valid[band], 1)
                 outside = value < self.low[band] - width or value > self.high[band] + width
                 if share >= MIN_SHARE and (outside or not np.isfinite(width)):
                     found.append(
