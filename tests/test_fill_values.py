@@ -34,6 +34,7 @@ def test_values_within_the_band_are_not_fill():
     values[1, 50:] = rng.uniform(0, 60000, size=9950)
     values[0, :5] = -32768  # inside the band's spread
     check.update(values)
+    check.update(np.empty((2, 0)))  # a window without valid pixels
     assert check.warnings("x") == []
 
 

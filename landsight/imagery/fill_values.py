@@ -31,8 +31,8 @@ class FillValueCheck:
             is_fill = pixels == value
             self.counts[:, k] += is_fill.sum(axis=1)
             other &= ~is_fill
-        self.low = np.minimum(self.low, np.where(other, pixels, np.inf).min(axis=1))
-        self.high = np.maximum(self.high, np.where(other, pixels, -np.inf).max(axis=1))
+        self.low = np.minimum(self.low, np.where(other, pixels, np.inf).min(axis=1, initial=np.inf))
+        self.high = np.maximum(self.high, np.where(other, pixels, -np.inf).max(axis=1, initial=-np.inf))
 
     def warnings(self, source: str) -> list[str]:
         """One message per band holding an undeclared fill value, naming the value, its share and the fix."""
