@@ -32,15 +32,17 @@ def band_statistics(images: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.stack(stats, axis=2).reshape(len(images), -1))
 
 
-def _fit(x: torch.Tensor, data: TensorData, penalty: float) -> torch.nn.Linear:
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(x.shape[1], data.num_classes)
-    loss_fn = make_loss(data)
+def _fit(data: TensorData, loss_fn: torch.nn.Module, penalty: float) -> torch.nn.Linear:
+    """L2-penalised fit from zero weights (the problem is convex: no random start, nothing to seed)."""
+    linear = torch.nn.Linear(data.x_train.shape[1], data.num_classes)
+    torch.nn.init.zeros_(linear.weight)
+    torch.nn.init.zeros_(linear.bias)
     optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = loss_value(loss_fn, linear(x), data.y_train, data.multi_label) + penalty * linear.weight.pow(2).sum()
+        loss = (loss_value(loss_fn, linear(data.x_train), data.y_train, data.multi_label)
+                + penalty * linear.weight.pow(2).sum())
         loss.backward()
         return loss
 
@@ -60,7 +62,7 @@ def baseline_probs(chips: ChipSet, split: ChipSplit) -> tuple[np.ndarray, dict[s
     fits = []
     with torch.enable_grad():
         for penalty in PENALTIES:
-            linear = _fit(x["train"], data, penalty)
+            linear = _fit(data, loss_fn, penalty)
             with torch.no_grad():
                 val_loss = float(loss_value(loss_fn, linear(x["val"]), y["val"], chips.multi_label))
             fits.append((val_loss, penalty, linear))
