@@ -17,6 +17,7 @@ from landsight.evaluate import evaluate_prediction
 from landsight.imagery.io import open_raster
 from landsight.labels.classes import ClassTable
 from landsight.labels.vectors import read_features
+from landsight.outputs import atomic_path, output_folder
 from landsight.predict import predict_raster
 from landsight.report.html import Section, write_page
 from landsight.report.quicklook import mask_overlay, save_quicklook
@@ -53,7 +54,7 @@ def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out} exists and is not empty; pass --overwrite or choose another -o")
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     image, labels = sample_paths()
     west, east = split_bounds(image)
     table = ClassTable.from_list([{"value": 0, "name": "background", "color": "#000000"},
@@ -76,7 +77,8 @@ def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
     summary = {"building_iou_east": metrics["per_class"]["building"]["iou"], "metrics_east": metrics,
                "validation": model.metrics, "predicted_polygons": n_polygons, "timings": timings,
                "model_sha256": model.sha256, "model": str(out / "model.pt"), "train_bounds": west, "test_bounds": east}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out / "summary.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     _write_report(out, image, labels, east, summary, dataclasses.asdict(config))
     return summary
 

@@ -25,5 +25,9 @@ class OutputExistsError(LandsightError, FileExistsError):
     """An output exists and --overwrite was not given."""
 
 
+class OutputError(LandsightError, OSError):
+    """An output cannot be written: full disk, read-only or forbidden folder, file-size limit, failed write."""
+
+
 class MissingExtraError(LandsightError, ImportError):
     """An optional dependency group is not installed."""

@@ -59,7 +59,7 @@ def evaluate_prediction(pred_path: str | Path, labels_path: str | Path, out_dir:
     Returns:
         The metrics written to metrics.json (see `landsight.metrics.summarize`) plus inputs, bounds and window.
     """
-    check_output(out_dir, overwrite)
+    check_output(out_dir, overwrite, directory=True)
     with open_raster(pred_path) as src, contextlib.ExitStack() as stack:
         table = prediction_classes(src, classes)
         region = bounds_window(src, bounds) if bounds is not None else Window(0, 0, src.width, src.height)
@@ -190,8 +190,7 @@ def _raster_truth(lsrc: DatasetReader, src: DatasetReader, table: ClassTable) ->
 
 def write_report(report: dict[str, Any], cm: np.ndarray, out_dir: str | Path, overwrite: bool = False) -> None:
     """Write `out_dir`/metrics.json and `out_dir`/confusion_matrix.png atomically (the whole directory)."""
-    with atomic_path(out_dir, overwrite) as tmp:
-        tmp.mkdir()
+    with atomic_path(out_dir, overwrite, directory=True) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
         plot_confusion(cm, report["classes"], tmp / "confusion_matrix.png")
     log.info("wrote %s", out_dir)

@@ -124,7 +124,7 @@ def test_refuses_to_overwrite(invoke, tmp_path, atlanta_mask, atlanta_labels):
     result = invoke("evaluate", atlanta_mask, atlanta_labels, "-o", out)
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert invoke("evaluate", atlanta_mask, atlanta_labels, "-o", out, "--overwrite").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".landsight-output", "confusion_matrix.png", "metrics.json"]
 
 
 def test_untagged_prediction_needs_config(invoke, tmp_path, atlanta_mask, atlanta_labels):

@@ -12,10 +12,10 @@ from landsight.imagery.bands import parse_band_indexes
 
 
 @click.command()
-@click.argument("before", type=click.Path(exists=True, dir_okay=False))
-@click.argument("after", type=click.Path(exists=True, dir_okay=False))
+@click.argument("before", type=options.InputPath(exists=True, dir_okay=False))
+@click.argument("after", type=options.InputPath(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report directory to create.")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--model", type=options.InputPath(exists=True, dir_okay=False), default=None,
               help="Classify both images with this model first and compare the class maps.")
 @click.option("--mode", type=click.Choice(["auto", "image", "classes"]), default="auto", show_default=True,
               help="Compare images spectrally or class rasters (predictions); auto decides from the inputs.")

@@ -40,7 +40,7 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Chip side in px: cut size for rasters [64], resize target for chip files [their most "
                           "common size]."),
         click.option("--stride", type=int, default=None, help="Step between chips cut from a raster, px [chip size]."),
-        click.option("--cloud-mask", type=click.Path(dir_okay=False), default=None,
+        click.option("--cloud-mask", type=options.InputPath(dir_okay=False), default=None,
                      help="Cloud mask or QA band aligned with the DATA raster; chips labelled clear/cloudy."),
         click.option("--cloudy-if", type=float, default=0.05, show_default=True,
                      help="A chip is cloudy when cloud covers at least this share of its pixels."),
@@ -48,7 +48,7 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Bits LOW,HIGH of the QA band holding cloud confidence (Landsat-8 BQA), or none for a "
                           "0/1 mask."),
         click.option("--qa-value", type=int, default=3, show_default=True, help="QA bit value meaning cloud."),
-        click.option("--labels", "label_source", type=click.Path(dir_okay=False), default=None,
+        click.option("--labels", "label_source", type=options.InputPath(dir_okay=False), default=None,
                      help="Label raster or polygons; each chip gets the majority class of its labelled pixels."),
         click.option("--class-field", default=None, help="Polygon property naming the class (with --labels)."),
         click.option("--min-labelled", type=float, default=0.5, show_default=True,
@@ -72,7 +72,7 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--backbones", default=None,
                      help="Comma-separated timm backbones to try [tf_efficientnet_lite0,resnet18,"
                           "mobilenetv3_large_100,efficientnet_b0,resnet34; cloud train: tf_efficientnet_lite0]."),
-        click.option("--weights", default=None, type=click.Path(dir_okay=False),
+        click.option("--weights", default=None, type=options.InputPath(dir_okay=False),
                      help="Local weights file (timm state dict) to start from; its backbone is detected."),
         click.option("--normalization", type=click.Choice(NORM_CHOICES), default="dataset", show_default=True,
                      help="Training-data band statistics, or per image (for other sensors / DN vs reflectance)."),
@@ -161,7 +161,7 @@ def classify() -> None:
 
 
 @classify.command()
-@click.argument("data", type=click.Path())
+@click.argument("data", type=options.InputPath())
 @data_options
 @search_options
 def train(data: str, **kw: Any) -> None:
@@ -190,7 +190,7 @@ def report(model: str, as_json: bool, open_page: bool) -> None:
 
 @classify.command()
 @options.model_arg
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=options.InputPath())
 @click.option("-o", "--output", default=None, type=click.Path(),
               help="OUT.csv, OUT.geojson (chip footprints) or OUT.tif (class per window of one raster).")
 @options.bands_opt

@@ -18,7 +18,7 @@ def cloud() -> None:
 
 
 @cloud.command()
-@click.argument("data", type=click.Path())
+@click.argument("data", type=options.InputPath())
 @data_options
 @search_options
 def train(data: str, **kw: Any) -> None:
@@ -31,7 +31,7 @@ def train(data: str, **kw: Any) -> None:
 
 @cloud.command(name="filter")
 @options.model_arg
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, required=True, type=options.InputPath())
 @click.option("-o", "--output", required=True, type=click.Path(), help="CSV: one row per chip, cloudy or not.")
 @click.option("--mask", type=click.Path(), default=None,
               help="For one raster input: a raster aligned with it, 1 on clear chips, 0 on cloudy ones.")

@@ -11,12 +11,12 @@ from landsight.compare import MatchParams, TileGrid, compare_prediction
 
 
 @click.command()
-@click.argument("pred", type=click.Path(exists=True, dir_okay=False))
+@click.argument("pred", type=options.InputPath(exists=True, dir_okay=False))
 @options.labels_arg
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Report directory to create.")
 @click.option("--class", "class_name", default=None,
               help="Class to compare (name or value); default: the prediction's only non-background class.")
-@click.option("--image", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--image", type=options.InputPath(exists=True, dir_okay=False), default=None,
               help="The predicted image: shown on the review map; required when PRED is polygons (sets the grid).")
 @click.option("--grid", type=click.Choice(["xyz", "regular"]), default="xyz", show_default=True,
               help="Tiles to score: XYZ web-map tiles (--zoom) or a regular pixel grid (--tile-size).")

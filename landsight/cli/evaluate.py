@@ -14,8 +14,8 @@ from landsight.evaluate import evaluate_prediction
 
 
 @click.command()
-@click.argument("prediction", type=click.Path(dir_okay=False))
-@click.argument("labels", type=click.Path(dir_okay=False))
+@click.argument("prediction", type=options.InputPath(dir_okay=False))
+@click.argument("labels", type=options.InputPath(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Report directory to create (metrics.json, confusion_matrix.png).")
 @options.class_field_opt

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import threading
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ from rich.logging import RichHandler
 
 from landsight import __version__
 from landsight.errors import LandsightError
+from landsight.outputs import WRITE_ERRNOS, guard_inputs
 
 _COMMANDS = {
     "rasterize": "landsight.cli.rasterize:rasterize",
@@ -32,7 +35,8 @@ _COMMANDS = {
 
 
 class LandsightGroup(click.Group):
-    """Loads commands lazily (torch only when a command needs it) and turns library errors into exit code 2."""
+    """Loads commands lazily (torch only when a command needs it), protects each command's inputs from its outputs,
+    and turns library errors and failed writes (full disk, read-only, forbidden) into exit code 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -47,9 +51,17 @@ class LandsightGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with guard_inputs():
+                return super().invoke(ctx)
         except LandsightError as exc:
             click.secho(f"Error: {exc}", err=True, fg="red")
+            ctx.exit(2)
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            click.secho(f"Error: cannot write{where}: {WRITE_ERRNOS[exc.errno]} ({exc.strerror}); free space or "
+                        "choose a writable output location", err=True, fg="red")
             ctx.exit(2)
 
 
@@ -59,6 +71,8 @@ class LandsightGroup(click.Group):
 @click.option("-q", "--quiet", count=True, help="Less log output.")
 def cli(verbose: int, quiet: int) -> None:
     """landsight: turn satellite and aerial imagery into land-use maps."""
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past a file-size limit a write fails (EFBIG), not the process
     level = max(10, min(50, 20 - 10 * verbose + 10 * quiet))
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)],
                         force=True)

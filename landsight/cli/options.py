@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from landsight.outputs import register_input
+
+
+class InputPath(click.Path):
+    """A path the command reads: registered so that no output of the command can replace it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        register_input(path)
+        return path
+
+
 overwrite_opt = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-image_arg = click.argument("image", type=click.Path(dir_okay=False))
-labels_arg = click.argument("labels", type=click.Path(dir_okay=False))
+image_arg = click.argument("image", type=InputPath(dir_okay=False))
+labels_arg = click.argument("labels", type=InputPath(dir_okay=False))
 output_opt = click.option("-o", "--output", required=True, type=click.Path(), help="Output path.")
 class_field_opt = click.option("--class-field", default=None,
                                help="Feature property that names each feature's class (default: one class).")
 class_name_opt = click.option("--class-name", default="foreground", show_default=True,
                               help="Name of the single class when no --class-field is given.")
-config_opt = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+config_opt = click.option("--config", "config_path", type=InputPath(exists=True, dir_okay=False), default=None,
                           help="YAML config file (see configs/); command-line flags override its values.")
 unlabelled_opt = click.option("--background/--ignore-unlabelled", default=True, show_default=True,
                               help="Unlabelled pixels are background (complete labels such as buildings) or ignored "
@@ -22,7 +36,7 @@ all_touched_opt = click.option("--all-touched", is_flag=True,
 bands_opt = click.option("--bands", default=None, help="Comma-separated 1-based band numbers to use, e.g. 1,2,3,4.")
 device_opt = click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
                           help="Where to run the model.")
-model_arg = click.argument("model", type=click.Path(dir_okay=False))
+model_arg = click.argument("model", type=InputPath(dir_okay=False))
 window_opt = click.option("--window", type=int, default=1024, show_default=True,
                           help="Inference window in px (multiple of 32); larger is faster, memory grows with it.")
 overlap_opt = click.option("--overlap", type=int, default=128, show_default=True,

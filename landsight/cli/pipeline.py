@@ -19,8 +19,8 @@ def pipeline() -> None:
 @click.option("--input", "inputs", multiple=True, required=True,
               help="Rasters: paths, comma-separated lists, globs, directories, @list.txt or /vsicurl/ URLs "
                    "(repeatable). With --streaming: the directory or glob to watch.")
-@click.option("--model", required=True, type=click.Path(dir_okay=False), help="Segmentation MODEL file.")
-@click.option("--cloud-model", default=None, type=click.Path(dir_okay=False),
+@click.option("--model", required=True, type=options.InputPath(dir_okay=False), help="Segmentation MODEL file.")
+@click.option("--cloud-model", default=None, type=options.InputPath(dir_okay=False),
               help="Cloud gate model: cloudy windows are not segmented (nodata) and marked cloudy in the stats.")
 @click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--runner", default="DirectRunner", show_default=True,

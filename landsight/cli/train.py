@@ -11,14 +11,14 @@ from landsight.imagery.bands import parse_band_indexes
 
 
 @click.command()
-@click.argument("image", required=False, type=click.Path(dir_okay=False))
-@click.argument("labels", required=False, type=click.Path(dir_okay=False))
+@click.argument("image", required=False, type=options.InputPath(dir_okay=False))
+@click.argument("labels", required=False, type=options.InputPath(dir_okay=False))
 @options.output_opt
 @options.class_field_opt
 @options.class_name_opt
 @options.unlabelled_opt
 @options.config_opt
-@click.option("--model-config", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--model-config", type=options.InputPath(exists=True, dir_okay=False), default=None,
               help="YAML of training settings (see configs/model-*.yaml); flags override it.")
 @click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner).")
 @click.option("--chip-size", type=int, default=None, help="Chip size in pixels, a multiple of 32 [256].")

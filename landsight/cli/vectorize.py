@@ -9,7 +9,7 @@ from landsight.vectorize import vectorize_mask
 
 
 @click.command()
-@click.argument("mask", type=click.Path(dir_okay=False))
+@click.argument("mask", type=options.InputPath(dir_okay=False))
 @options.output_opt
 @click.option("--simplify", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Simplification tolerance in the mask's CRS units (topology preserved); 0 keeps every vertex.")

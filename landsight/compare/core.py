@@ -89,7 +89,7 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
         ConfigError: polygons given without `image`, or an ambiguous/unknown class.
         OutputExistsError: `out_dir` exists and not `overwrite`.
     """
-    check_output(out_dir, overwrite)
+    check_output(out_dir, overwrite, directory=True)
     grid, match = grid or TileGrid(), match or MatchParams()
     grid_raster = image if is_vector(pred) else pred
     if grid_raster is None:

@@ -130,8 +130,7 @@ def review_items(tiles: dict[str, Any], worst: list[dict[str, Any]], title: str 
 def write_compare_report(out_dir: str | Path, summary: dict[str, Any], layers: dict[str, Layer], sources: Sources,
                          overwrite: bool = False) -> Path:
     """Write the whole report directory atomically (nothing appears at `out_dir` unless every file was written)."""
-    with atomic_path(out_dir, overwrite) as tmp:
-        tmp.mkdir()
+    with atomic_path(out_dir, overwrite, directory=True) as tmp:
         collections = write_layers(tmp / "layers", layers)
         images = render_overlays(tmp, sources)
         summary["files"] = {"summary": "summary.json", "report": "report.html", "review": "review.html",

@@ -15,7 +15,8 @@ from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 
-from landsight.errors import RasterError
+from landsight.errors import OutputError, RasterError
+from landsight.outputs import output_errors
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,35 @@ def read_window(src: DatasetReader, window: Window, indexes: list[int] | None = 
         raise RasterError(f"cannot read {src.name} at {window!r}: {exc}; the file may be corrupt or truncated") from exc
 
 
+def read_masked(src: DatasetReader, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`window`'s (C, H, W) data and, alike, where each value is valid; non-finite values come back as 0.
+
+    A pixel is nodata where every selected band is (its declared nodata value, an alpha band or internal mask, or a
+    non-finite value: NaN and +/-Inf are nodata in float rasters, declared or not). In a valid pixel a band's declared
+    nodata value still counts (0 in one band of an RGB image with nodata 0 is a dark value), a non-finite one never.
+    """
+    data = read_window(src, window, indexes)
+    finite = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
+    pixel = (_read_masks(src, window, indexes) & finite).any(axis=0)
+    if not finite.all():
+        data = np.where(finite, data, 0).astype(data.dtype)
+    return data, pixel & finite
+
+
 def read_valid_mask(src: DatasetReader, window: Window, indexes: list[int] | None = None) -> np.ndarray:
-    """Boolean (H, W) mask of valid pixels: False where every selected band is nodata (or masked)."""
+    """Boolean (H, W) mask of valid pixels: False where every selected band is nodata (see `read_masked`)."""
+    chosen = indexes or range(1, src.count + 1)
+    if any(np.dtype(src.dtypes[i - 1]).kind == "f" for i in chosen):
+        return np.asarray(read_masked(src, window, indexes)[1].any(axis=0))
+    return np.asarray(_read_masks(src, window, indexes).any(axis=0))
+
+
+def _read_masks(src: DatasetReader, window: Window, indexes: list[int] | None) -> np.ndarray:
+    """(C, H, W) boolean GDAL masks (declared nodata, alpha band, internal mask) of the selected bands."""
     try:
-        masks = src.read_masks(indexes, window=window)
+        return np.asarray(src.read_masks(indexes, window=window) > 0)
     except RasterioError as exc:
         raise RasterError(f"cannot read {src.name} at {window!r}: {exc}; the file may be corrupt or truncated") from exc
-    return np.asarray(masks.max(axis=0) > 0)
 
 
 def check_readable(path: str | Path) -> None:
@@ -82,15 +105,47 @@ def output_profile(src: DatasetReader, count: int, dtype: str, nodata: float | N
     return profile
 
 
-def create_raster(path: str | Path, profile: dict[str, Any]) -> DatasetWriter:
-    """Open `path` for writing with `profile`; errors name the path."""
+@contextlib.contextmanager
+def create_raster(path: str | Path, profile: dict[str, Any]) -> Iterator[DatasetWriter]:
+    """Open `path` for writing with `profile`; on leaving the block, close it and `verify_raster` the result.
+
+    GDAL reports some write failures (a full disk while flushing at close) only as log messages: the re-read catches
+    them. Every failure raises OutputError naming the path.
+    """
     try:
-        return rasterio.open(str(path), "w", **profile)
+        dst = rasterio.open(str(path), "w", **profile)
     except RasterioError as exc:
-        raise RasterError(f"cannot create {path}: {exc}") from exc
+        raise OutputError(f"cannot create {path}: {exc}; check that the folder is writable and has free space") from exc
+    try:
+        with output_errors(path), dst:
+            yield dst
+    except RasterioError as exc:
+        raise OutputError(f"cannot write {path}: {exc}; the disk may be full or the folder read-only") from exc
+    verify_raster(path, profile)
+
+
+def verify_raster(path: str | Path, profile: dict[str, Any] | None = None) -> None:
+    """Re-open a written raster and decode every block; raise OutputError if it is incomplete or unlike `profile`."""
+    try:
+        with rasterio.open(str(path)) as src:
+            if profile is not None:
+                expected = (profile["width"], profile["height"], profile["count"], np.dtype(profile["dtype"]))
+                found = (src.width, src.height, src.count, np.dtype(src.dtypes[0]))
+                if found != expected:
+                    raise OutputError(f"{path} was written as (width, height, bands, dtype) {found}, not {expected}")
+            for _, window in src.block_windows(1):
+                src.read(window=window)
+    except RasterioError as exc:
+        raise OutputError(f"{path} is incomplete after writing ({exc}); the disk may be full: free space and "
+                          "run again") from exc
 
 
 def to_cog(src_path: str | Path, dst_path: str | Path) -> None:
     """Copy a tiled GeoTIFF into a Cloud Optimized GeoTIFF (streams blocks; keeps tags and band descriptions)."""
-    rasterio.shutil.copy(str(src_path), str(dst_path), driver="COG", compress="DEFLATE", blocksize=256,
-                         overview_resampling="nearest", BIGTIFF="IF_SAFER")
+    try:
+        with output_errors(dst_path):
+            rasterio.shutil.copy(str(src_path), str(dst_path), driver="COG", compress="DEFLATE", blocksize=256,
+                                 overview_resampling="nearest", BIGTIFF="IF_SAFER")
+    except RasterioError as exc:
+        raise OutputError(f"cannot write {dst_path}: {exc}; the disk may be full or the folder read-only") from exc
+    verify_raster(dst_path)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from landsight import __version__
-from landsight.errors import CheckpointError
+from landsight.errors import CheckpointError, OutputError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
 from landsight.models.ensemble import Ensemble
@@ -87,10 +87,18 @@ class ModelFile:
         """Write atomically; return the file's sha256."""
         payload = {**self.metadata(), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}}
         with atomic_path(path, overwrite) as tmp:
-            torch.save(payload, tmp)
+            save_checked(payload, tmp)
             digest = file_sha256(tmp)
         self.sha256 = digest
         return digest
+
+
+def save_checked(payload: dict[str, Any], path: Path) -> None:
+    """`torch.save`, with a failed write (full disk, file-size limit) raised as OutputError naming `path`."""
+    try:
+        torch.save(payload, path)
+    except RuntimeError as exc:
+        raise OutputError(f"cannot write {path}: {exc}; the disk may be full: free space and run again") from exc
 
 
 def file_sha256(path: str | Path) -> str:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from landsight.errors import LandsightError, MissingExtraError
+from landsight.outputs import output_folder
 from landsight.pipeline import stages
-from landsight.pipeline.inputs import expand_inputs
+from landsight.pipeline.inputs import expand_inputs, is_remote
 from landsight.pipeline.stages import JobConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def run_flink(inputs: str | Sequence[str], config: JobConfig, parallelism: int =
     """
     images = expand_inputs(inputs)
     stages.check_unique_keys(images)
-    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+    output_folder(config.out_dir, [i for i in images if not is_remote(i)])
     stages.clean_partials(config.out_dir)
     interpreter = flink_python(python)
     with tempfile.TemporaryDirectory(prefix="landsight-flink-") as tmp:

@@ -11,6 +11,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from landsight.outputs import output_folder
 from landsight.pipeline import stages
 from landsight.pipeline.inputs import expand_inputs, is_remote, watch_pattern
 from landsight.pipeline.stages import Gate, JobConfig
@@ -51,7 +52,8 @@ def run_pipeline(inputs: str | Sequence[str], config: JobConfig, runner: str = "
         poll_interval: streaming: seconds between directory listings.
         window_seconds: streaming: fixed windows of time within which files are batched.
     """
-    Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+    watched = [str(Path(watch_pattern(inputs)).parent)] if streaming else expand_inputs(inputs)
+    output_folder(config.out_dir, [i for i in watched if not is_remote(i)])
     removed = stages.clean_partials(config.out_dir)
     if removed:
         log.info("removed %d partial file(s) left by an interrupted run", removed)

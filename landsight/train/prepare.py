@@ -21,6 +21,7 @@ from landsight.imagery.io import check_readable, open_raster
 from landsight.imagery.windows import Box, Split, blocked_split, sliding_windows, train_positions
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
+from landsight.outputs import output_folder
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
     """Check every pair, rasterize labels, split each image into blocked train/validation, compute statistics."""
     if not pairs:
         raise ConfigError("no image/label pairs given; pass IMAGE LABELS or a dataset config with 'pairs'")
-    work_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(work_dir)
     spec: BandSpec | None = None
     raster_pairs, splits, positions = [], [], []
     for i, (image, labels) in enumerate(pairs):

@@ -36,7 +36,13 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     """
     output = check_output(output, overwrite)
     work_dir = output.with_name(output.name + ".work")
-    data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds)
+    resuming = work_dir.exists()
+    try:
+        data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds)
+    except BaseException:
+        if not resuming:  # refused input: leave nothing behind
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
     n_train, n_val = data.sizes()
     log.info("blocked split: %d training chip positions, %d validation chips of %d px", n_train, n_val,
              config.chip_size)
