@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import hashlib
 import importlib
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ class ModelFile:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     landsight_version: str = __version__
-    created: str = dataclasses.field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat())
+    created: str = dataclasses.field(default_factory=lambda: creation_time())
     sha256: str = ""
     members: int = 1
 
@@ -91,6 +92,14 @@ class ModelFile:
             digest = file_sha256(tmp)
         self.sha256 = digest
         return digest
+
+
+def creation_time() -> str:
+    """ISO time a model file is made: now, or `SOURCE_DATE_EPOCH` when set (reproducible, byte-identical files)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (datetime.datetime.fromtimestamp(int(epoch), datetime.UTC) if epoch and epoch.isdigit()
+              else datetime.datetime.now(datetime.UTC))
+    return moment.isoformat()
 
 
 def save_checked(payload: dict[str, Any], path: Path) -> None:
