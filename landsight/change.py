@@ -31,7 +31,7 @@ from landsight.compare.shapes import merge_pieces, window_polygons
 from landsight.compare.sources import all_windows, class_table_of
 from landsight.errors import ConfigError, MissingExtraError, RasterError
 from landsight.imagery.bands import Normalization, band_spec_for, compute_normalization
-from landsight.imagery.io import create_raster, open_raster, output_profile, read_masked
+from landsight.imagery.io import create_raster, open_raster, output_profile, read_valid_mask, read_window
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.outputs import atomic_path
 from landsight.provenance import describe_input, provenance
@@ -90,8 +90,7 @@ def aligned(before: DatasetReader, after: DatasetReader, resampling: Resampling)
 
 
 def read_padded(src: Any, window: Window, halo: int, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(data, valid), both (C, H, W), of `window` grown by `halo` px on each side (see `read_masked`); outside the
-    raster is invalid."""
+    """(data, valid) of `window` grown by `halo` px on each side; outside the raster is invalid."""
     col0, row0 = int(window.col_off) - halo, int(window.row_off) - halo
     width, height = int(window.width) + 2 * halo, int(window.height) + 2 * halo
     c0, r0 = max(col0, 0), max(row0, 0)
@@ -99,9 +98,10 @@ def read_padded(src: Any, window: Window, halo: int, indexes: list[int] | None =
     inner = Window(c0, r0, c1 - c0, r1 - r0)
     count = len(indexes) if indexes else src.count
     data = np.zeros((count, height, width), dtype=src.dtypes[0])
-    valid = np.zeros((count, height, width), dtype=bool)
+    valid = np.zeros((height, width), dtype=bool)
     rows, cols = slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)
-    data[:, rows, cols], valid[:, rows, cols] = read_masked(src, inner, indexes)
+    data[:, rows, cols] = read_window(src, inner, indexes)
+    valid[rows, cols] = read_valid_mask(src, inner, indexes)
     return data, valid
 
 
@@ -170,9 +170,8 @@ def _class_reader(before: Any, after: Any, params: ChangeParams) -> WindowFn:
     def read(window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
         b, vb = read_padded(before, window, params.halo, [1])
         a, va = read_padded(after, window, params.halo, [1])
-        valid = vb[0] & va[0]
-        appeared, disappeared = class_changes(b[0], a[0], valid, params.radius)
-        return {"appeared": appeared, "disappeared": disappeared}, valid
+        appeared, disappeared = class_changes(b[0], a[0], vb & va, params.radius)
+        return {"appeared": appeared, "disappeared": disappeared}, (vb & va)
     return read
 
 
@@ -186,9 +185,8 @@ def _image_reader(before: Any, after: Any, params: ChangeParams) -> WindowFn:
     def read(window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
         b, vb = read_padded(before, window, params.halo, list(spec_b.indexes))
         a, va = read_padded(after, window, params.halo, list(spec_a.indexes))
-        valid = vb.any(axis=0) & va.any(axis=0)
-        labels = image_changes(norms[0].apply(b, vb), norms[1].apply(a, va), valid, params.radius, params.threshold)
-        return {"changed": labels}, valid
+        labels = image_changes(norms[0].apply(b, vb), norms[1].apply(a, va), vb & va, params.radius, params.threshold)
+        return {"changed": labels}, (vb & va)
     return read
 
 

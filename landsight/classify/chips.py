@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from landsight.errors import ConfigError, RasterError
 from landsight.imagery.bands import BandSpec
-from landsight.imagery.io import read_window
+from landsight.imagery.io import read_masked
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2")
 """Chip files recognised in folders (read through GDAL, so any band count and dtype)."""
@@ -94,27 +94,21 @@ def read_chip(path: str | Path, indexes: Sequence[int] | None = None) -> ChipIma
                 bands = list(indexes) if indexes else list(range(1, src.count + 1))
                 if max(bands) > src.count:
                     raise RasterError(f"{path} has {src.count} band(s); band {max(bands)} was asked for")
-                data = src.read(bands, masked=True)
+                data, _ = read_chip_window(src, Window(0, 0, src.width, src.height), bands)
                 names = tuple(src.descriptions[i - 1] or f"b{i}" for i in bands)
                 georef = src.crs is not None and not src.transform.is_identity
                 crs = src.crs.to_string() if georef else None
                 bounds = tuple(src.bounds) if georef else None
     except RasterioError as exc:
         raise RasterError(f"cannot read chip {path}: {exc}; remove the file or convert it to GeoTIFF/PNG") from exc
-    filled = np.ma.filled(data.astype(np.float32), np.nan) if np.ma.is_masked(data) else np.asarray(data, np.float32)
-    return ChipImage(filled, names, crs, bounds)
+    return ChipImage(data, names, crs, bounds)
 
 
 def read_chip_window(src: DatasetReader, window: Window, indexes: Sequence[int]) -> tuple[np.ndarray, float]:
-    """(C, H, W) float32 of a raster window with NaN wherever that band is nodata, and the share of pixels valid in
-    every band."""
-    data = read_window(src, window, list(indexes), fill_value=src.nodata or 0).astype(np.float32)
-    try:
-        masks = src.read_masks(list(indexes), window=window) > 0
-    except RasterioError as exc:
-        raise RasterError(f"cannot read {src.name} at {window!r}: {exc}; the file may be corrupt") from exc
-    data[~masks] = np.nan
-    return data, float(masks.all(axis=0).mean())
+    """(C, H, W) float32 of a raster window with NaN wherever that band is nodata (declared, or NaN/Inf; see
+    `read_masked`), and the share of pixels valid in every band."""
+    data, valid = read_masked(src, window, list(indexes))
+    return np.where(valid, data.astype(np.float32), np.float32(np.nan)), float(valid.all(axis=0).mean())
 
 
 def _interp_matrix(size: int, length: int) -> np.ndarray:

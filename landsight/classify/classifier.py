@@ -66,13 +66,14 @@ class Classifier:
         return self.model_file.chip_size
 
     def _tiles(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """All chips to run (M, C, S, S) raw and the image index of each."""
+        """All chips to run (M, C, S, S) raw (NaN and +/-Inf are nodata: NaN) and the image index of each."""
         chips, owner = [], []
         for i, image in enumerate(images):
             if image.ndim != 3 or image.shape[0] != self.bands.count:
                 raise RasterError(f"input {i} has shape {tuple(image.shape)}; the model reads (bands, height, width) "
                                   f"arrays with {self.bands.count} band(s) {list(self.bands.names)}")
-            tiles = fit_to_chip(image.astype(np.float32), self.chip_size)
+            raw = image.astype(np.float32)
+            tiles = fit_to_chip(np.where(np.isfinite(raw), raw, np.float32(np.nan)), self.chip_size)
             chips += tiles
             owner += [i] * len(tiles)
         return np.stack(chips), np.asarray(owner)

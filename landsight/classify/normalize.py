@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from landsight.errors import ConfigError
-from landsight.imagery.bands import Normalization
+from landsight.imagery.bands import Normalization, checked_normalization
 
 NormMode = Literal["dataset", "per-image"]
 NORM_MODES: tuple[str, ...] = ("dataset", "per-image")
@@ -25,13 +26,18 @@ def _nan_stats(values: np.ndarray, axis: Any) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(values, axis=axis), np.nanstd(values, axis=axis)
 
 
-def fit_normalization(images: np.ndarray) -> Normalization:
-    """Per-band mean and std over all valid pixels of (N, C, H, W) raw chips (float64 sums)."""
-    mean, std = _nan_stats(images.astype(np.float64).transpose(1, 0, 2, 3).reshape(images.shape[1], -1), axis=1)
-    if not np.isfinite(mean).all():
-        raise ConfigError("a band has no valid pixel in the training chips; check the nodata value")
+def fit_normalization(images: np.ndarray, names: Sequence[str] | None = None) -> Normalization:
+    """Per-band mean and std over all valid pixels of (N, C, H, W) raw chips (float64 sums; NaN and +/-Inf are
+    nodata); a band without a valid pixel, or with non-finite statistics, raises naming it (`names`, else b1, b2...)."""
+    values = images.astype(np.float64).transpose(1, 0, 2, 3).reshape(images.shape[1], -1)
+    mean, std = _nan_stats(np.where(np.isfinite(values), values, np.nan), axis=1)
+    names = list(names) if names else [f"b{i}" for i in range(1, images.shape[1] + 1)]
+    empty = [name for name, m in zip(names, mean, strict=True) if np.isnan(m)]
+    if empty:
+        raise ConfigError(f"band(s) {empty} have no valid pixel in the training chips (all nodata, NaN or Inf); "
+                          "check the nodata value or leave the band(s) out with --bands")
     std = np.where(std > 1e-6, std, 1.0)
-    return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
+    return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())), names)
 
 
 def normalize(images: np.ndarray, mode: str, normalization: Normalization) -> np.ndarray:

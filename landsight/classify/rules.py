@@ -171,7 +171,8 @@ def _label_reader(labels: str | Path, src: DatasetReader, class_field: str | Non
 
         def read_raster(window: Window) -> np.ndarray:
             data = aligned.read(1, window=window)
-            return np.where((data == nodata) | (data >= IGNORE_VALUE) | (data < 0), IGNORE_VALUE, data)
+            unlabelled = (data == nodata) | ~np.isfinite(data) | (data >= IGNORE_VALUE) | (data < 0)
+            return np.where(unlabelled, IGNORE_VALUE, data)
 
         return read_raster, _class_names(label_src)
     features = read_features(labels, src.crs)

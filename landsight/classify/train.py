@@ -124,7 +124,7 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
         log.warning(note)
     train_images = chips.images[split.train]
     data_warnings = _fill_value_warnings(chips)
-    normalization = fit_normalization(train_images)
+    normalization = fit_normalization(train_images, chips.bands.names)
     tensors = _tensors(chips, split, settings, normalization)
     data = TensorData(*tensors["train"], *tensors["val"], chips.multi_label)
     device = resolve_device(settings.device)

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from landsight.data.transforms import Augment
 from landsight.imagery.bands import BandSpec, Normalization
-from landsight.imagery.io import read_valid_mask, read_window
+from landsight.imagery.io import read_masked, read_window
 from landsight.labels.classes import IGNORE_VALUE
 
 
@@ -28,6 +28,8 @@ class RasterPair:
 
 class ChipDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples {"image": float32 (C, H, W) normalized, "mask": int64 (H, W) channel indices or IGNORE_VALUE}.
+
+    Nodata pixels (see `read_masked`) and NaN/Inf values are 0 in the image; nodata pixels' labels are ignored.
 
     `chips` are (pair index, window). Files are opened lazily once per worker process.
     """
@@ -57,11 +59,11 @@ class ChipDataset(Dataset[dict[str, torch.Tensor]]):
         pair = self.pairs[pair_index]
         src = self._open(pair.image)
         indexes = list(self.bands.indexes)
-        image = self.normalization.apply(read_window(src, window, indexes))
+        data, valid = read_masked(src, window, indexes)
+        pixels = valid.any(axis=0)
+        image = self.normalization.apply(data, pixels)
         mask = self.index_lut[read_window(self._open(pair.mask), window, [1])[0]]
-        valid = read_valid_mask(src, window, indexes)
-        image[:, ~valid] = 0.0
-        mask = np.where(valid, mask, IGNORE_VALUE).astype(np.uint8)
+        mask = np.where(pixels, mask, IGNORE_VALUE).astype(np.uint8)
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, i))
             hwc, mask = self.augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from landsight.errors import RasterError
 from landsight.imagery.fill_values import FillValueCheck
-from landsight.imagery.io import read_valid_mask, read_window
+from landsight.imagery.io import read_masked
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,14 @@ class Normalization:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """Normalize a (C, H, W) array to float32."""
+    def apply(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Normalize a (C, H, W) array to float32. Non-finite values, and every band of pixels outside the (H, W)
+        `valid` mask, become 0 (the band mean), so nodata never reaches a model."""
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return (image.astype(np.float32) - mean) / std
+        out = (image.astype(np.float32) - mean) / std
+        keep = np.isfinite(out) if valid is None else valid & np.isfinite(out)
+        return np.where(keep, out, np.float32(0)).astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for model files and provenance tags."""
@@ -124,26 +127,43 @@ class Normalization:
 
 
 def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]], spec: BandSpec) -> Normalization:
-    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums); logs a warning
-    for a band holding an undeclared nodata value (see `FillValueCheck`)."""
+    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums; NaN and +/-Inf values
+    left out); logs a warning for a band holding an undeclared nodata value (see `FillValueCheck`).
+
+    Raises:
+        RasterError: a band has no valid value, or its statistics are not finite.
+    """
     total = np.zeros(spec.count)
     total_sq = np.zeros(spec.count)
-    n = 0
+    n = np.zeros(spec.count, dtype=np.int64)
     for src, windows in sources:
         fills = FillValueCheck(spec.names)
         for window in windows:
-            data = read_window(src, window, list(spec.indexes)).astype(np.float64)
-            valid = read_valid_mask(src, window, list(spec.indexes))
-            pixels = data[:, valid]
+            data, valid = read_masked(src, window, list(spec.indexes))
+            pixels = data.astype(np.float64)[:, valid.any(axis=0)]
+            pixels[~np.isfinite(pixels)] = np.nan
             fills.update(pixels)
-            total += pixels.sum(axis=1)
-            total_sq += (pixels**2).sum(axis=1)
-            n += pixels.shape[1]
+            total += np.nansum(pixels, axis=1)
+            total_sq += np.nansum(pixels**2, axis=1)
+            n += (~np.isnan(pixels)).sum(axis=1)
         for warning in fills.warnings(str(src.name)):
             log.warning(warning)
-    if n == 0:
-        raise RasterError("no valid pixels to compute band statistics from; check the image's nodata value")
+    empty = [name for name, count in zip(spec.names, n, strict=True) if count == 0]
+    if empty:
+        raise RasterError(f"band(s) {empty} have no valid pixel to compute statistics from (all nodata, NaN or Inf); "
+                          "check the image's nodata value or leave the band(s) out with --bands")
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    return Normalization(tuple(mean.tolist()), tuple(std.tolist()))
+    return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())), spec.names)
+
+
+def checked_normalization(normalization: Normalization, names: Sequence[str]) -> Normalization:
+    """`normalization` itself when every mean and std is finite (std > 0); else RasterError naming the band."""
+    bad = [name for name, m, s in zip(names, normalization.mean, normalization.std, strict=True)
+           if not (np.isfinite(m) and np.isfinite(s) and s > 0)]
+    if bad:
+        raise RasterError(f"the statistics of band(s) {bad} are not finite (mean {list(normalization.mean)}, std "
+                          f"{list(normalization.std)}): values too large or undeclared fill values; declare the "
+                          "image's nodata value or leave the band(s) out with --bands")
+    return normalization

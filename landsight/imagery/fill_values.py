@@ -23,9 +23,9 @@ class FillValueCheck:
         self.high = np.full(len(names), -np.inf)
 
     def update(self, pixels: np.ndarray) -> None:
-        """Add (C, ...) pixel values of the bands (NaN = nodata, ignored)."""
+        """Add (C, ...) pixel values of the bands (NaN and +/-Inf = nodata, ignored)."""
         pixels = np.asarray(pixels, dtype=np.float64).reshape(len(self.names), -1)
-        other = ~np.isnan(pixels)
+        other = np.isfinite(pixels)
         self.valid += other.sum(axis=1)
         for k, value in enumerate(FILL_VALUES):
             is_fill = pixels == value

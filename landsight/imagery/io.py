@@ -53,26 +53,22 @@ def read_window(src: DatasetReader, window: Window, indexes: list[int] | None = 
 
 
 def read_masked(src: DatasetReader, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`window`'s (C, H, W) data and, alike, where each value is valid; non-finite values come back as 0.
-
-    A pixel is nodata where every selected band is (its declared nodata value, an alpha band or internal mask, or a
-    non-finite value: NaN and +/-Inf are nodata in float rasters, declared or not). In a valid pixel a band's declared
-    nodata value still counts (0 in one band of an RGB image with nodata 0 is a dark value), a non-finite one never.
+    """`window`'s (C, H, W) data as read and, alike, where each value is valid: not nodata in its band (declared
+    nodata value, alpha band or internal mask) and finite. NaN and +/-Inf are nodata in float rasters, declared or not.
     """
     data = read_window(src, window, indexes)
-    finite = np.isfinite(data) if data.dtype.kind == "f" else np.ones(data.shape, dtype=bool)
-    pixel = (_read_masks(src, window, indexes) & finite).any(axis=0)
-    if not finite.all():
-        data = np.where(finite, data, 0).astype(data.dtype)
-    return data, pixel & finite
+    valid = _read_masks(src, window, indexes)
+    if data.dtype.kind == "f":
+        valid &= np.isfinite(data)
+    return data, valid
 
 
 def read_valid_mask(src: DatasetReader, window: Window, indexes: list[int] | None = None) -> np.ndarray:
     """Boolean (H, W) mask of valid pixels: False where every selected band is nodata (see `read_masked`)."""
     chosen = indexes or range(1, src.count + 1)
-    if any(np.dtype(src.dtypes[i - 1]).kind == "f" for i in chosen):
-        return np.asarray(read_masked(src, window, indexes)[1].any(axis=0))
-    return np.asarray(_read_masks(src, window, indexes).any(axis=0))
+    if all(np.dtype(src.dtypes[i - 1]).kind != "f" for i in chosen):  # no NaN/Inf possible: the masks suffice
+        return np.asarray(_read_masks(src, window, indexes).any(axis=0))
+    return np.asarray(read_masked(src, window, indexes)[1].any(axis=0))
 
 
 def _read_masks(src: DatasetReader, window: Window, indexes: list[int] | None) -> np.ndarray:

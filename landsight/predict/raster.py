@@ -33,8 +33,8 @@ from landsight.imagery.io import (
     create_raster,
     open_raster,
     output_profile,
+    read_masked,
     read_valid_mask,
-    read_window,
     to_cog,
 )
 from landsight.imagery.windows import aligned_window_rows
@@ -151,12 +151,12 @@ def read_batch(src: DatasetReader, windows: Sequence[Window], spec: BandSpec, no
                shape: tuple[int, int]) -> np.ndarray:
     """Normalized (N, C, H, W) float32 for `windows`, each padded by reflection at the raster edge to `shape`.
 
-    Nodata pixels become 0 (the band mean after normalization).
+    Nodata pixels (see `read_masked`) and NaN/Inf values become 0 (the band mean after normalization).
     """
     batch = np.zeros((len(windows), spec.count, *shape), dtype=np.float32)
     for i, window in enumerate(windows):
-        data = normalization.apply(read_window(src, window, list(spec.indexes)))
-        data[:, ~read_valid_mask(src, window, list(spec.indexes))] = 0.0
+        data, valid = read_masked(src, window, list(spec.indexes))
+        data = normalization.apply(data, valid.any(axis=0))
         h, w = data.shape[1:]
         pad = ((0, 0), (0, shape[0] - h), (0, shape[1] - w))
         batch[i] = np.pad(data, pad, mode="reflect" if min(h, w) > 1 else "edge")

@@ -19,7 +19,7 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from landsight.errors import RasterError
-from landsight.imagery.io import open_raster, read_valid_mask, read_window
+from landsight.imagery.io import open_raster, read_masked, read_valid_mask, read_window
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ def render_image(path: str | Path, out_png: str | Path, bands: Sequence[int] | N
         if max(chosen) > vrt.count:
             raise RasterError(f"band {max(chosen)} asked for the overlay but {path} has {vrt.count} band(s)")
         window = Window(0, 0, vrt.width, vrt.height)
-        data = read_window(vrt, window, chosen)
-        valid = read_valid_mask(vrt, window, chosen)
-        rgb = [stretch(b, valid) for b in data]
-        rgba = np.dstack([*(rgb * 3 if len(rgb) == 1 else rgb), np.where(valid, 255, 0).astype(np.uint8)])
+        data, valid = read_masked(vrt, window, chosen)
+        rgb = [stretch(b, v) for b, v in zip(data, valid, strict=True)]
+        alpha = np.where(valid.any(axis=0), 255, 0).astype(np.uint8)
+        rgba = np.dstack([*(rgb * 3 if len(rgb) == 1 else rgb), alpha])
         imsave(str(out_png), rgba)
         return latlng_bounds(vrt)
 
