@@ -29,5 +29,9 @@ class OutputError(LandsightError, OSError):
     """An output cannot be written: full disk, read-only or forbidden folder, file-size limit, failed write."""
 
 
+class UnsafePathError(LandsightError, ValueError):
+    """A file name derived from input data would land outside its output folder."""
+
+
 class MissingExtraError(LandsightError, ImportError):
     """An optional dependency group is not installed."""

@@ -293,8 +293,55 @@ def test_expand_inputs(inputs, tmp_path):
 
 def test_output_names_must_not_collide():
     assert raster_key("/vsicurl/https://host/data/scene 1.tif?x=1") == "scene_1"
+    assert raster_key("/in/...tif") == "__" and raster_key("/in/.hidden.tif") == "_hidden"
     with pytest.raises(ConfigError, match="rename one"):
         check_unique_keys(["/a/x.tif", "/b/x.tif"])
+    with pytest.raises(ConfigError, match="rename one"):
+        check_unique_keys(["/a/X.tif", "/a/x.tif"])  # one file on case-insensitive file systems
+
+
+def test_dead_letters_belong_to_one_key(tmp_path):
+    from landsight.pipeline import stages
+
+    stages.dead_letter(tmp_path, "/in/a.tif", "PlanRasters", "bad a")
+    stages.dead_letter(tmp_path, "/in/a.b.tif", "ReadWindows", "bad a.b")
+    assert [p.name for p in stages.dead_letters(tmp_path, "a")] == ["a.PlanRasters.json"]
+    summary = stages.summarize(tmp_path, ["/in/a.tif", "/in/a.b.tif"])
+    assert [f["error"] for f in summary["failed"]] == ["bad a", "bad a.b"]
+
+
+def test_unsafe_stems_stay_inside_the_output_folder(model, inputs, expected, tmp_path):
+    """`...tif` has the stem `..`: it once made the spill folder the output folder, and removing the spill
+    deleted the other inputs' finished outputs."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    shutil.copy(inputs / "atl2.tif", folder / "...tif")
+    shutil.copy(inputs / "s20.tif", folder / "s20.tif")
+    (tmp_path / "keep.txt").write_text("not an output")
+    around = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    result = run("pipeline", "run", "--input", folder / "...tif", "--input", folder / "s20.tif", "--model", model,
+                 "-o", out, *SCHEME)
+    assert result.exit_code == 0, result.output
+    assert "2 raster(s) done, 0 failed" in result.output
+    for key in ("__", "s20"):
+        assert all((out / f"{key}.{suffix}").is_file() for suffix in ("tif", "geojsonl", "stats.csv", "done.json"))
+    assert np.array_equal(read(out / "__.tif"), read(expected / "atl2.tif"))
+    assert_masks_equal(expected, out, ["s20.tif"])
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if out not in (p, *p.parents)} == around
+
+
+def test_same_stem_inputs_are_refused_before_any_work(model, inputs, tmp_path):
+    for name in ("a/x.tif", "b/x.tif", "c/X.tif"):
+        (tmp_path / name).parent.mkdir()
+        shutil.copy(inputs / "s20.tif", tmp_path / name)
+    for first, second in (("a/x.tif", "b/x.tif"), ("a/x.tif", "c/X.tif")):
+        out = tmp_path / "out"
+        result = run("pipeline", "run", "--input", tmp_path / first, "--input", tmp_path / second, "--model", model,
+                     "-o", out, *SCHEME)
+        assert result.exit_code == 2, result.output
+        assert str(tmp_path / first) in result.output and str(tmp_path / second) in result.output
+        assert "rename one" in result.output and "Traceback" not in result.output
+        assert not list(out.glob("[!.]*"))  # no output, no dead letter
 
 
 def test_window_cores_partition_the_raster():

@@ -15,6 +15,7 @@ from rasterio.crs import CRS
 from landsight.compare.sources import Prediction
 from landsight.labels.geojson import feature_collection
 from landsight.outputs import atomic_path
+from landsight.paths import child_path
 from landsight.report.html import Section, render_page
 from landsight.review import ImageLayer, ReviewItems, VectorLayer, render_image, render_mask, write_review_page
 
@@ -51,12 +52,13 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def write_layers(folder: Path, layers: dict[str, Layer]) -> dict[str, dict[str, Any]]:
-    """Write each layer as `folder`/NAME.geojson (WGS 84); returns the FeatureCollections."""
+    """Write each layer as `folder`/NAME.geojson (WGS 84; NAME must be a plain file name); returns the
+    FeatureCollections."""
     folder.mkdir(parents=True, exist_ok=True)
     collections = {}
     for name, (geoms, props, crs) in layers.items():
         collections[name] = feature_collection(geoms, props, crs)
-        (folder / f"{name}.geojson").write_text(json.dumps(collections[name], separators=(",", ":")), "utf-8")
+        child_path(folder, f"{name}.geojson").write_text(json.dumps(collections[name], separators=(",", ":")), "utf-8")
     return collections
 
 

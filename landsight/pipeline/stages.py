@@ -1,7 +1,8 @@
 """Engine-independent pipeline stages: plan, read, gate, infer, write outputs, dead letters, completion markers.
 
 Beam (`transforms.py`) and Flink (`flink.py`) call these and nothing else, so every engine writes the same files.
-This module imports neither apache_beam nor pyflink. Per raster KEY (the input's file stem) an output folder holds:
+This module imports neither apache_beam nor pyflink. Per raster KEY (the input's file stem, made safe: see
+`raster_key`) an output folder holds:
 
     KEY.tif          class mask, Cloud Optimized GeoTIFF, tagged like `landsight predict` output
     KEY.geojsonl     polygons as a GeoJSON text sequence (one Feature per line, EPSG:4326 by default)
@@ -20,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import re
 import shutil
 import traceback
 from collections.abc import Iterable, Sequence
@@ -35,6 +35,7 @@ from landsight.imagery.bands import BandSpec, check_bands_match
 from landsight.imagery.io import open_raster, read_window
 from landsight.models.model_file import ModelFile, file_sha256, load_model_file
 from landsight.outputs import atomic_path
+from landsight.paths import child_path, safe_name
 from landsight.predict.predictor import Predictor
 from landsight.predict.raster import (
     DEFAULT_OVERLAP,
@@ -155,30 +156,28 @@ class RasterDone:
     cloudy: tuple[tuple[int, int], ...]
 
 
-_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def raster_key(image: str) -> str:
-    """Output name of an input: its file stem, with unsafe characters replaced (`/vsicurl/.../a.tif` -> `a`)."""
+    """Output name of an input: its file stem made safe (see `landsight.paths.safe_name`): `/vsicurl/.../scene 1.tif`
+    -> `scene_1`, `...tif` (stem `..`) -> `__`."""
     name = image.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    return _KEY_CHARS.sub("_", stem) or "raster"
+    return safe_name(stem, fallback="raster")
 
 
 def check_unique_keys(images: Sequence[str]) -> None:
-    """Refuse inputs whose outputs would collide (same file stem)."""
+    """Refuse inputs whose outputs would collide: the same key, compared ignoring case (as some file systems do)."""
     seen: dict[str, str] = {}
     for image in images:
-        other = seen.setdefault(raster_key(image), image)
+        other = seen.setdefault(raster_key(image).casefold(), image)
         if other != image:
-            raise ConfigError(f"inputs {other} and {image} would both write {raster_key(image)}.*; rename one")
+            raise ConfigError(f"inputs {other} and {image} would both write {raster_key(image)}.* in the output "
+                              "folder; rename one, or run them into separate --out-dir folders")
 
 
 def outputs_for(out_dir: str | Path, key: str) -> RasterOutputs:
-    """Where raster `key`'s outputs go."""
-    out = Path(out_dir)
-    return RasterOutputs(out / f"{key}.tif", out / f"{key}.geojsonl", out / f"{key}.stats.csv",
-                         out / f"{key}.done.json")
+    """Where raster `key`'s outputs go (always directly inside `out_dir`)."""
+    return RasterOutputs(*(child_path(out_dir, f"{key}.{suffix}") for suffix in ("tif", "geojsonl", "stats.csv",
+                                                                                "done.json")))
 
 
 def _job_facts(config: JobConfig, model_sha: str, gate_sha: str | None) -> dict[str, Any]:
@@ -199,8 +198,14 @@ def is_complete(config: JobConfig, image: str, model_sha: str, gate_sha: str | N
 
 
 def spill_dir(out_dir: str | Path, key: str) -> Path:
-    """Where raster `key`'s window probabilities wait for stitching."""
-    return Path(out_dir) / ".spill" / key
+    """Where raster `key`'s window probabilities wait for stitching (always inside OUT/.spill: it gets removed)."""
+    return child_path(Path(out_dir) / ".spill", key)
+
+
+def dead_letters(out_dir: str | Path, key: str) -> list[Path]:
+    """Raster `key`'s dead-letter records, KEY.STAGE.json (not those of a key that merely starts with `key.`)."""
+    folder = Path(out_dir) / "dead-letter"
+    return sorted(p for p in folder.glob(f"{key}.*.json") if "." not in p.name[len(key) + 1:-len(".json")])
 
 
 def clean_partials(out_dir: str | Path) -> int:
@@ -341,7 +346,7 @@ def write_stats(config: JobConfig, model_file: ModelFile, done: RasterDone, gate
               "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     with atomic_path(outputs.marker, overwrite=True) as tmp:
         tmp.write_text(json.dumps(marker, indent=1))
-    for stale in (Path(config.out_dir) / "dead-letter").glob(f"{done.key}.*.json"):
+    for stale in dead_letters(config.out_dir, done.key):
         stale.unlink(missing_ok=True)
     return outputs
 
@@ -350,7 +355,7 @@ def dead_letter(out_dir: str | Path, image: str, stage: str, error: BaseExceptio
                 trace: Sequence[str] | None = None) -> Path:
     """Record why `image` failed at `stage` in dead-letter/KEY.STAGE.json; returns the record's path."""
     key = raster_key(image)
-    path = Path(out_dir) / "dead-letter" / f"{key}.{stage}.json"
+    path = child_path(Path(out_dir) / "dead-letter", f"{key}.{stage}.json")
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     if trace is None and isinstance(error, BaseException):
         trace = traceback.format_exception(error)
@@ -366,7 +371,7 @@ def summarize(out_dir: str | Path, images: Sequence[str]) -> dict[str, Any]:
     done, failed, missing = [], [], []
     for image in images:
         key = raster_key(image)
-        records = sorted((Path(out_dir) / "dead-letter").glob(f"{key}.*.json"))
+        records = dead_letters(out_dir, key)
         if outputs_for(out_dir, key).marker.exists() and not records:
             done.append(image)
         elif records:
