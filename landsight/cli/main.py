@@ -31,6 +31,7 @@ _COMMANDS = {
     "cloud": "landsight.cli.cloud:cloud",
     "export": "landsight.cli.export:export",
     "similar": "landsight.cli.similar:similar",
+    "serve": "landsight.cli.serve:serve",
     "cover": "landsight.cli.cover:cover",
 }
 
