@@ -1,7 +1,7 @@
 """Tile covers of an area: XYZ web-map tiles (mercantile) or a regular grid of square cells in a projected CRS.
 
 A cover is a list of cells. An XYZ cell is a `mercantile.Tile`; a grid cell is a `GridCell` whose column and row
-count cells of `size` metres from the CRS origin (row grows northwards), so its bounds follow from its id alone.
+count cells of `size` CRS units from the CRS origin (row grows northwards), so its bounds follow from its id alone.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ WEB_MERCATOR = CRS.from_epsg(3857)
 
 @dataclasses.dataclass(frozen=True, order=True)
 class GridCell:
-    """A square cell of a regular grid: `x` columns and `y` rows of `size` metres from the origin of EPSG:`epsg`."""
+    """A square cell of a regular grid: `x` columns and `y` rows of `size` CRS units (metres; degrees for a
+    geographic CRS) from the origin of EPSG:`epsg`."""
 
     x: int
     y: int
@@ -75,16 +76,15 @@ def _xyz_count(west: float, south: float, east: float, north: float, zoom: int) 
 
 
 def grid_cover(area: Area, epsg: int, size: float) -> list[GridCell]:
-    """Cells of a `size` metre grid in EPSG:`epsg` that intersect `area`, sorted by column then row."""
+    """Cells of a grid of `size` CRS units (metres, or degrees for a geographic CRS) in EPSG:`epsg` that intersect
+    `area`, sorted by column then row."""
     try:
         crs = CRS.from_epsg(epsg)
     except Exception as exc:  # rasterio raises CRSError for unknown codes
         raise AreaError(f"--grid-crs {epsg} is not a known EPSG code; pass e.g. 32618 (UTM 18N) or 3035") from exc
-    if crs.is_geographic:
-        raise AreaError(f"--grid-crs {epsg} is geographic (degrees); a grid in metres needs a projected CRS such as "
-                        "a UTM zone (326NN/327NN) or 3857")
     if not (math.isfinite(size) and size > 0):
-        raise AreaError(f"--grid-size {size} must be a positive number of metres, e.g. 2560")
+        raise AreaError(f"--grid-size {size} must be a positive number of the CRS's units (metres; degrees for "
+                        "EPSG:4326), e.g. 2560")
     geometry = area.in_crs(crs)
     left, bottom, right, top = geometry.bounds
     cols = range(math.floor(left / size), math.ceil(right / size))

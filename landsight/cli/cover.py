@@ -41,7 +41,8 @@ def read_area(bbox: str | None, geojson: str | None, raster: str | None) -> Area
 @area_options
 @click.option("--zoom", type=int, default=None, help="XYZ web-map tiles at this zoom (0..24).")
 @click.option("--grid-crs", type=int, default=None, help="Instead of XYZ: a regular grid in this EPSG code.")
-@click.option("--grid-size", type=float, default=None, help="Cell size of the --grid-crs grid, in metres.")
+@click.option("--grid-size", type=float, default=None,
+              help="Cell size of the --grid-crs grid in its units (metres; degrees for EPSG:4326).")
 @click.option("--split", default=None, help="Train,validation[,test] fractions of a spatially blocked split, "
                                             "e.g. 0.8,0.2.")
 @click.option("--block-tiles", type=int, default=4, show_default=True,
@@ -60,7 +61,7 @@ def cover(bbox: str | None, geojson: str | None, raster: str | None, zoom: int |
     if (zoom is None) == (grid_crs is None and grid_size is None):
         raise ConfigError("choose either --zoom Z (XYZ tiles) or --grid-crs EPSG with --grid-size METRES")
     if zoom is None and (grid_crs is None or grid_size is None):
-        raise ConfigError("a grid needs both --grid-crs EPSG and --grid-size METRES, e.g. --grid-crs 32618 "
+        raise ConfigError("a grid needs both --grid-crs EPSG and --grid-size SIZE, e.g. --grid-crs 32618 "
                           "--grid-size 2560")
     fractions = parse_fractions(split) if split else None
     area = read_area(bbox, geojson, raster)

@@ -33,6 +33,7 @@ _COMMANDS = {
     "similar": "landsight.cli.similar:similar",
     "serve": "landsight.cli.serve:serve",
     "cover": "landsight.cli.cover:cover",
+    "download": "landsight.cli.download:download",
 }
 
 
