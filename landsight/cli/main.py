@@ -34,6 +34,7 @@ _COMMANDS = {
     "serve": "landsight.cli.serve:serve",
     "cover": "landsight.cli.cover:cover",
     "download": "landsight.cli.download:download",
+    "stac": "landsight.cli.stac:stac",
 }
 
 
