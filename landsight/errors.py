@@ -21,6 +21,10 @@ class CheckpointError(LandsightError, ValueError):
     """A model file is not a landsight model or does not fit the input."""
 
 
+class TrainingError(LandsightError, ArithmeticError):
+    """Training diverged: a loss or the weights became NaN or infinite."""
+
+
 class OutputExistsError(LandsightError, FileExistsError):
     """An output exists and --overwrite was not given."""
 

@@ -13,8 +13,8 @@ from landsight.classify.chips import fit_to_chip, flip_views
 from landsight.classify.evaluate import decide
 from landsight.classify.fit import to_probs
 from landsight.classify.network import embeddings
-from landsight.classify.normalize import InputStats, normalize
-from landsight.errors import RasterError
+from landsight.classify.normalize import NORM_MODES, InputStats, normalize
+from landsight.errors import CheckpointError, RasterError
 from landsight.imagery.bands import BandSpec
 from landsight.models.model_file import ModelFile, load_model_file
 from landsight.torch_utils import resolve_device
@@ -37,13 +37,8 @@ class Classifier:
         self.batch_size = batch_size
         options = model_file.options
         self.multi_label = bool(options.get("multi_label", False))
-        self.mode = str(options.get("normalization_mode", "dataset"))
-        self.threshold = float(options.get("threshold", 0.5))
         self.tta = bool(options.get("tta", False))
-        positive = options.get("positive_class")
-        self.positive = model_file.classes.names.index(positive) if positive else None
-        stats = options.get("input_stats")
-        self.input_stats = InputStats.from_dict(stats) if stats else None
+        self.mode, self.threshold, self.positive, self.input_stats = _decision_options(model_file)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Classifier:
@@ -126,3 +121,23 @@ class Classifier:
         the positive class (a gate's "cloudy") whenever it reaches the threshold chosen on validation."""
         decided = decide(probs, self.multi_label, self.threshold, self.positive)
         return [[c for c, d in zip(self.classes, row, strict=True) if d] for row in decided]
+
+
+def _decision_options(model_file: ModelFile) -> tuple[str, float, int | None, InputStats | None]:
+    """(normalization mode, threshold, positive class index, input statistics) from a model file's options; damaged
+    values raise CheckpointError."""
+    options = model_file.options
+    fix = f"the model file {model_file.sha256[:12]} has damaged 'options'"
+    try:
+        mode, threshold = str(options.get("normalization_mode", "dataset")), float(options.get("threshold", 0.5))
+        positive = options.get("positive_class")
+        stats = options.get("input_stats")
+        decision = (mode, threshold, model_file.classes.names.index(positive) if positive else None,
+                    InputStats.from_dict(stats) if stats else None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{fix} ({type(exc).__name__}: {exc}); train it again with `landsight classify "
+                              "train`") from exc
+    if mode not in NORM_MODES or not 0 <= threshold <= 1:
+        raise CheckpointError(f"{fix}: normalization mode {mode!r}, threshold {threshold}; train it again with "
+                              "`landsight classify train`")
+    return decision

@@ -19,8 +19,11 @@ from torch import nn
 from landsight.classify.chips import flip_views
 from landsight.classify.evaluate import macro_f1
 from landsight.classify.network import create_classifier
+from landsight.torch_utils import check_loss
 
 log = logging.getLogger(__name__)
+
+_DIVERGED_FIX = "check the chips for extreme values, or leave this backbone out with --backbones"
 
 CRITERIA = ("macro_f1", "loss")
 """How epochs and candidates are ranked on validation: macro F1 (ties: lower loss), or lower loss (ties: F1). The
@@ -198,10 +201,13 @@ def _train_epoch(model: nn.Module, data: TensorData, loss_fn: nn.Module, optimiz
         y = data.y_train[index].to(device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_value(loss_fn, model(x).float(), y, data.multi_label)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value  # run_trial stops; no optimizer step with it
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += float(loss.detach()) * len(index)
+        total += value * len(index)
         count += len(index)
     return total / max(count, 1)
 
@@ -252,7 +258,9 @@ def run_trial(trial: Trial, data: TensorData, seconds: float, epochs: int, patie
         epoch_start = time.monotonic()
         train_loss = _train_epoch(model, data, loss_fn, optimizer, scheduler, device, batch_size, generator,
                                   deadline)
+        check_loss(train_loss, epoch, trial.lr, f"candidate {trial.label()}: {_DIVERGED_FIX}")
         score, val_loss = _validate(model, data, loss_fn, device)
+        check_loss(val_loss, epoch, trial.lr, f"candidate {trial.label()}: {_DIVERGED_FIX}", "validation loss")
         history.append({"candidate": trial.label(), "epoch": epoch, "train_loss": round(train_loss, 5),
                         "val_loss": round(val_loss, 5), "val_macro_f1": round(score, 5),
                         "seconds": round(time.monotonic() - started, 1)})

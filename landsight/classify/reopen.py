@@ -15,7 +15,7 @@ def report_from_model(model: str | Path) -> dict[str, Any]:
     """The report dict rebuilt from a classification MODEL file's training and metrics metadata."""
     mf = load_model_file(model, task="classification")
     training, metrics = mf.training, mf.metrics
-    if "test" not in metrics:
+    if not isinstance(metrics.get("test"), dict):
         raise CheckpointError(f"{model} carries no test evaluation; train it with `landsight classify train`")
     return {
         "model": str(model), "sha256": mf.sha256, "task": mf.task, "classes": mf.classes.names,
@@ -35,7 +35,7 @@ def reopen_report(model: str | Path) -> tuple[dict[str, Any], Path]:
     figures and the HTML page. The worst-errors gallery needs the training chips and is not rebuilt."""
     paths = ReportPaths.for_model(model)
     if paths.json.exists():
-        report = json.loads(paths.json.read_text())
+        report = _read_report(paths.json)
     else:
         report = report_from_model(model)
         write_json(report, paths.json)
@@ -43,3 +43,16 @@ def reopen_report(model: str | Path) -> tuple[dict[str, Any], Path]:
         write_figures(report, paths)
         write_html(report, paths)
     return report, paths.html
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """A report JSON written by `classify train`; a damaged one raises CheckpointError."""
+    try:
+        report = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"cannot read the report {path} ({type(exc).__name__}: {exc}); delete it to rebuild it "
+                              "from the model file") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("test"), dict):
+        raise CheckpointError(f"{path} is not a classifier report (no test evaluation); delete it to rebuild it from "
+                              "the model file")
+    return report

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,16 @@ class SimilarityIndex:
 
     @classmethod
     def load(cls, path: str | Path) -> SimilarityIndex:
-        """Read an index written by `save`."""
+        """Read an index written by `save`; anything else (foreign, truncated, inconsistent) raises ConfigError."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 vectors, thumbnails = data["vectors"], data["thumbnails"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ConfigError(f"{path} is not a landsight similarity index ({exc}); build one with "
-                              "`landsight similar index MODEL CHIPS -o INDEX`") from exc
+        except (OSError, KeyError, ValueError, EOFError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+            raise _not_an_index(path, f"{type(exc).__name__}: {exc}") from exc
+        problem = _index_problem(meta, vectors, thumbnails)
+        if problem:
+            raise _not_an_index(path, problem)
         return cls(vectors, meta["ids"], meta["labels"], thumbnails, meta["model"])
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -69,6 +72,26 @@ class SimilarityIndex:
         scores = self.vectors @ vector.astype(np.float32)
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(i), float(scores[i])) for i in order]
+
+
+def _not_an_index(path: str | Path, problem: str) -> ConfigError:
+    return ConfigError(f"{path} is not a usable landsight similarity index ({problem}); build one with "
+                       "`landsight similar index MODEL CHIPS -o INDEX`")
+
+
+def _index_problem(meta: Any, vectors: np.ndarray, thumbnails: np.ndarray) -> str | None:
+    """What is wrong with the parts of a loaded index (None when they fit together)."""
+    if not isinstance(meta, dict) or meta.get("format") != "landsight-similarity-index":
+        return "no 'landsight-similarity-index' marker"
+    ids, labels, model = meta.get("ids"), meta.get("labels"), meta.get("model")
+    if not isinstance(ids, list) or not isinstance(labels, list) or not isinstance(model, dict):
+        return "its 'ids', 'labels' or 'model' entry is missing or of the wrong type"
+    n = len(ids)
+    if vectors.ndim != 2 or vectors.dtype.kind != "f" or len(vectors) != n or not np.isfinite(vectors).all():
+        return f"'vectors' should be {n} finite embedding rows, found {vectors.dtype} {vectors.shape}"
+    if len(labels) != n or thumbnails.shape != (n, THUMB, THUMB, 3) or thumbnails.dtype != np.uint8:
+        return f"{len(labels)} labels and thumbnails {thumbnails.dtype} {thumbnails.shape} do not fit {n} chips"
+    return None
 
 
 def thumbnail(chip: np.ndarray, bands: BandSpec) -> np.ndarray:

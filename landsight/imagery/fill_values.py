@@ -41,8 +41,8 @@ class FillValueCheck:
             width = max(self.high[band] - self.low[band], 1.0) if np.isfinite(self.low[band]) else np.inf
             for k, value in enumerate(FILL_VALUES):
                 share = self.counts[band, k] / max(self.valid[band], 1)
-                outside = value < self.low[band] - width or value > self.high[band] + width
-                if share >= MIN_SHARE and (outside or not np.isfinite(width)):
+                outside = not np.isfinite(width) or value < self.low[band] - width or value > self.high[band] + width
+                if share >= MIN_SHARE and outside:
                     found.append(
                         f"band {name!r} of {source}: {100 * share:.1f} % of the pixels are {value:g}, far outside "
                         f"its other values ({self.low[band]:g} to {self.high[band]:g}); this looks like a nodata "

@@ -6,8 +6,8 @@ import dataclasses
 import datetime
 import hashlib
 import importlib
+import math
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,11 @@ from torch import nn
 
 from landsight import __version__
 from landsight.errors import CheckpointError, OutputError
-from landsight.imagery.bands import BandSpec, Normalization
+from landsight.imagery.bands import BandSpec, Normalization, checked_normalization
 from landsight.labels.classes import ClassTable
 from landsight.models.ensemble import Ensemble
 from landsight.outputs import atomic_path
+from landsight.torch_utils import load_plain, nonfinite_tensors
 
 FORMAT = "landsight-model"
 FORMAT_VERSION = 1
@@ -85,7 +86,12 @@ class ModelFile:
         }
 
     def save(self, path: str | Path, overwrite: bool = False) -> str:
-        """Write atomically; return the file's sha256."""
+        """Write atomically; return the file's sha256. Non-finite weights or statistics are refused."""
+        bad = nonfinite_tensors(self.state_dict)
+        if bad:
+            raise CheckpointError(f"refusing to write {path}: weights {bad[:3]} hold NaN or Inf (training diverged); "
+                                  "lower the learning rate or check the input for extreme values")
+        checked_normalization(self.normalization, self.bands.names)
         payload = {**self.metadata(), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}}
         with atomic_path(path, overwrite) as tmp:
             save_checked(payload, tmp)
@@ -124,23 +130,73 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a landsight model file ({type(exc).__name__}); {_TRAIN_HINT}") from exc
+    payload = load_plain(path, "landsight model file", _TRAIN_HINT)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a landsight model file (no '{FORMAT}' marker); {_TRAIN_HINT}")
+    _check_fields(path, payload)
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer landsight ({payload.get('landsight_version')}); "
                               "upgrade landsight")
-    if task is not None and payload.get("task") != task:
-        raise CheckpointError(f"{path} is a {payload.get('task')} model; this command needs a {task} model")
-    return ModelFile(
-        arch=payload["arch"], encoder=payload["encoder"], bands=BandSpec.from_dict(payload["bands"]),
-        normalization=Normalization.from_dict(payload["normalization"]),
-        classes=ClassTable.from_list(payload["classes"]), chip_size=int(payload["chip_size"]),
+    if task is not None and payload["task"] != task:
+        raise CheckpointError(f"{path} is a {payload['task']} model; this command needs a {task} model")
+    model = ModelFile(
+        arch=payload["arch"], encoder=payload["encoder"],
+        bands=_parse(path, "bands", BandSpec.from_dict, payload["bands"]),
+        normalization=_parse(path, "normalization", Normalization.from_dict, payload["normalization"]),
+        classes=_parse(path, "classes", ClassTable.from_list, payload["classes"]), chip_size=payload["chip_size"],
         state_dict=payload["state_dict"], task=payload["task"], training=payload.get("training", {}),
         metrics=payload.get("metrics", {}), options=payload.get("options", {}),
         landsight_version=payload.get("landsight_version", "?"),
-        created=payload.get("created", ""), sha256=file_sha256(path), members=int(payload.get("members", 1)),
+        created=payload.get("created", ""), sha256=file_sha256(path), members=payload.get("members", 1),
     )
+    _check_values(path, model)
+    return model
+
+
+_REQUIRED: dict[str, type] = {"task": str, "arch": str, "encoder": str, "bands": dict, "normalization": dict,
+                              "classes": list, "chip_size": int, "state_dict": dict}
+_OPTIONAL: dict[str, type] = {"format_version": int, "training": dict, "metrics": dict, "options": dict,
+                              "landsight_version": str, "created": str, "members": int}
+
+
+def _damaged(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"{path} is a damaged landsight model file: {problem}; {_TRAIN_HINT}")
+
+
+def _check_fields(path: Path, payload: dict[str, Any]) -> None:
+    """Every required field present, and every field of its type (bool is no int here)."""
+    for name, kind in {**_REQUIRED, **_OPTIONAL}.items():
+        if name not in payload:
+            if name in _REQUIRED:
+                raise _damaged(path, f"field {name!r} is missing")
+            continue
+        value = payload[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _damaged(path, f"field {name!r} should be {kind.__name__}, not {type(value).__name__} {value!r:.60}")
+
+
+def _parse(path: Path, name: str, parse: Any, value: Any) -> Any:
+    """`parse(value)` with any failure raised as CheckpointError naming field `name`."""
+    try:
+        return parse(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(path, f"field {name!r} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_values(path: Path, model: ModelFile) -> None:
+    """Sizes that fit together, tensors only and finite numbers (a model with NaN weights predicts nothing)."""
+    if model.chip_size < 1 or model.members < 1 or model.bands.count < 1:
+        raise _damaged(path, f"chip_size {model.chip_size}, members {model.members} and the number of bands "
+                             f"{model.bands.count} must be at least 1")
+    norm = model.normalization
+    if len(norm.mean) != model.bands.count or len(norm.std) != model.bands.count:
+        raise _damaged(path, f"field 'normalization' has {len(norm.mean)} band(s) but field 'bands' "
+                             f"{model.bands.count}")
+    if not all(math.isfinite(v) for v in (*norm.mean, *norm.std)) or min(norm.std) <= 0:
+        raise _damaged(path, f"field 'normalization' holds NaN, Inf or a std <= 0 ({norm.to_dict()})")
+    wrong = [k for k, v in model.state_dict.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if wrong:
+        raise _damaged(path, f"field 'state_dict' holds non-tensor entries, e.g. {wrong[0]!r}")
+    bad = nonfinite_tensors(model.state_dict)
+    if bad:
+        raise _damaged(path, f"field 'state_dict' holds NaN or Inf weights, e.g. {bad[0]!r}")

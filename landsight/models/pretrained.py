@@ -13,6 +13,7 @@ from timm.models import adapt_input_conv
 from torch import nn
 
 from landsight.errors import CheckpointError, ConfigError
+from landsight.torch_utils import load_plain
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,8 @@ def imagenet_weights_file(encoder: str) -> Path:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file (a plain state dict, or one under a "state_dict" key)."""
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for non-weights files
-        raise CheckpointError(f"cannot read weights file {path} ({type(exc).__name__}); pass a PyTorch state dict "
-                              "saved with torch.save(model.state_dict(), FILE)") from exc
+    loaded = load_plain(path, "weights file", "pass a PyTorch state dict saved with torch.save(model.state_dict(), "
+                        "FILE)")
     loaded = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(f"weights file {path} is not a state dict of tensors")

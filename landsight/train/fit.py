@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -21,15 +22,19 @@ from torch.utils.data import DataLoader
 from landsight.config import TrainConfig
 from landsight.data.datasets import ChipDataset
 from landsight.data.transforms import Augment
-from landsight.errors import CheckpointError
+from landsight.errors import CheckpointError, TrainingError
 from landsight.imagery.windows import sample_train_windows
 from landsight.metrics import confusion_matrix, summarize
 from landsight.outputs import atomic_path
+from landsight.torch_utils import check_loss, load_plain, nonfinite_tensors
 from landsight.train.history import plot_curves, write_csv
 from landsight.train.losses import create_loss
 from landsight.train.prepare import TrainingData
 
 log = logging.getLogger(__name__)
+
+_RESUME_FIX = "delete it or pass --restart to start over"
+_DIVERGED_FIX = "lower --lr (or fix the input) and rerun with --restart"
 
 
 @dataclasses.dataclass
@@ -86,6 +91,7 @@ def _autocast(device: torch.device) -> Any:
 
 def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Any, device: torch.device, progress: Progress, task: Any) -> float:
+    """Mean training loss of one epoch; a non-finite batch loss is returned at once, before any step with it."""
     model.train()
     total, count = 0.0, 0
     for batch in loader:
@@ -93,10 +99,13 @@ def _train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optim
         optimizer.zero_grad(set_to_none=True)
         with _autocast(device):
             loss = loss_fn(model(image).float(), mask)
+        value = loss.item()
+        if not math.isfinite(value):
+            return value
         loss.backward()
         optimizer.step()
         scheduler.step()
-        total += loss.item() * len(image)
+        total += value * len(image)
         count += len(image)
         progress.advance(task)
     return total / max(count, 1)
@@ -141,14 +150,22 @@ def _save_resume(path: Path, key: str, state: _State, model: nn.Module, optimize
 
 
 def _load_resume(path: Path, key: str, model: nn.Module, optimizer: Any, scheduler: Any) -> _State:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("run_key") != key:
-        raise CheckpointError(f"{path} holds an interrupted run with other settings or data; delete it or pass "
-                              "--restart to start over")
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    return _State(**payload["state"])
+    """Restore a run from its resume state (tensors and plain values only, see `load_plain`)."""
+    payload = load_plain(path, "resume state of landsight train", _RESUME_FIX)
+    if not isinstance(payload, dict) or payload.get("run_key") != key:
+        raise CheckpointError(f"{path} holds an interrupted run with other settings or data; {_RESUME_FIX}")
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        state = _State(**payload["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        problem = " ".join(str(exc).split())[:120]
+        raise CheckpointError(f"{path} is a damaged resume state ({type(exc).__name__}: {problem}); "
+                              f"{_RESUME_FIX}") from exc
+    if not isinstance(state.epoch, int) or (state.best_state is not None and nonfinite_tensors(state.best_state)):
+        raise CheckpointError(f"{path} is a damaged resume state (epoch {state.epoch!r}); {_RESUME_FIX}")
+    return state
 
 
 def _epoch_row(epoch: int, train_loss: float, val_loss: float | None, summary: dict[str, Any] | None,
@@ -186,9 +203,11 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> tuple[dict[str, Any], d
     train_loss = _train_epoch(run.model, loader, run.loss_fn, run.optimizer, run.scheduler, run.device, progress,
                               task)
     progress.remove_task(task)
+    check_loss(train_loss, epoch, config.lr, _DIVERGED_FIX)
     val_loss, summary = None, None
     if run.val_loader is not None:
         val_loss, cm = evaluate_chips(run.model, run.val_loader, run.loss_fn, len(run.data.classes), run.device)
+        check_loss(val_loss, epoch, config.lr, _DIVERGED_FIX, "validation loss")
         summary = summarize(cm, run.data.classes.names)
     lr = run.scheduler.get_last_lr()[-1]
     return _epoch_row(epoch, train_loss, val_loss, summary, lr, time.monotonic() - t0), summary
@@ -263,4 +282,8 @@ def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch
                 break
     if state.best_state is None:
         raise CheckpointError(f"{resume_path} holds no trained epoch; pass --restart")
+    bad = nonfinite_tensors(state.best_state)
+    if bad:
+        raise TrainingError(f"the weights of epoch {state.best_epoch} hold NaN or Inf (e.g. {bad[0]}): training "
+                            f"diverged, no model was written; {_DIVERGED_FIX}")
     return FitResult(state.best_state, state.best_metrics, state.history, state.best_epoch)

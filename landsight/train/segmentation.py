@@ -12,12 +12,13 @@ from typing import Any
 import torch
 
 from landsight.config import TrainConfig
+from landsight.errors import CheckpointError, LandsightError
 from landsight.labels.classes import ClassTable
 from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
 from landsight.models.registry import create_model
 from landsight.outputs import atomic_path, check_output
-from landsight.torch_utils import resolve_device
+from landsight.torch_utils import load_plain, nonfinite_tensors, resolve_device
 from landsight.train.fit import FitResult, fit, run_key, validate
 from landsight.train.prepare import TrainingData, prepare_training_data
 
@@ -39,16 +40,19 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     resuming = work_dir.exists()
     try:
         data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds)
-    except BaseException:
-        if not resuming:  # refused input: leave nothing behind
-            shutil.rmtree(work_dir, ignore_errors=True)
+    except BaseException:  # refused input: leave nothing behind
+        _discard(work_dir, resuming)
         raise
     n_train, n_val = data.sizes()
     log.info("blocked split: %d training chip positions, %d validation chips of %d px", n_train, n_val,
              config.chip_size)
     share = max_minutes / config.ensemble if max_minutes is not None else None
-    members = [_train_member(k, data, config, resolve_device(device), output, work_dir, restart, share)
-               for k in range(config.ensemble)]
+    try:
+        members = [_train_member(k, data, config, resolve_device(device), output, work_dir, restart, share)
+                   for k in range(config.ensemble)]
+    except LandsightError:  # a refused resume state or member file, or diverged training
+        _discard(work_dir, resuming)
+        raise
     training: dict[str, Any] = {"config": dataclasses.asdict(config), "data_sha256": data.fingerprint(),
                                 "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
                                 "best_epoch": members[0].best_epoch, "epochs_run": len(members[0].history),
@@ -72,6 +76,12 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     return model_file
 
 
+def _discard(work_dir: Path, resuming: bool) -> None:
+    """Remove the work folder this run made (never one left by an earlier, interrupted run)."""
+    if not resuming:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
 def _network(config: TrainConfig, data: TrainingData, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     model = create_model(config.arch, config.encoder, data.bands.count, len(data.classes))
     model.load_state_dict(state)
@@ -89,10 +99,10 @@ def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch
     finished = work_dir / f"member-{k}.pt"
     key = run_key(member_config, data)
     if not single and finished.exists() and not restart:
-        saved = torch.load(finished, map_location="cpu", weights_only=False)
-        if saved["run_key"] == key:
+        saved = _load_member(finished, key)
+        if saved is not None:
             log.info("member %d of %d: already trained by an earlier run", k + 1, config.ensemble)
-            return FitResult(**saved["result"])
+            return saved
     if not single:
         log.info("member %d of %d (seed %d)", k + 1, config.ensemble, member_config.seed)
     torch.manual_seed(member_config.seed)  # the same initial weights however many members ran before
@@ -103,4 +113,19 @@ def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch
         with atomic_path(finished, overwrite=True) as tmp:
             torch.save({"run_key": key, "result": dataclasses.asdict(result)}, tmp)
     resume_path.unlink(missing_ok=True)
+    return result
+
+
+def _load_member(path: Path, key: str) -> FitResult | None:
+    """A member finished by an earlier run of the same training (None when `path` belongs to other settings)."""
+    fix = "delete it or pass --restart to train every member again"
+    saved = load_plain(path, "finished ensemble member of landsight train", fix)
+    if not isinstance(saved, dict) or saved.get("run_key") != key:
+        return None
+    try:
+        result = FitResult(**saved["result"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is a damaged ensemble member ({type(exc).__name__}: {exc}); {fix}") from exc
+    if not isinstance(result.state_dict, dict) or nonfinite_tensors(result.state_dict):
+        raise CheckpointError(f"{path} holds no usable weights; {fix}")
     return result
