@@ -48,7 +48,7 @@ def mosaic_folder(folder: str | Path, output: str | Path, overwrite: bool = Fals
     transform, size, data type and nodata as the tiled raster.
     """
     check_output(output, overwrite)
-    files = tile_files(folder)
+    files = tile_files(_finest_zoom(Path(folder)))
     data, transform, crs, nodata, mask = _merge(files)
     grid_file = Path(folder) / GRID_NAME
     if grid_file.is_file():
@@ -65,6 +65,12 @@ def mosaic_folder(folder: str | Path, output: str | Path, overwrite: bool = Fals
             dst.write_mask(mask.astype(np.uint8) * 255)
     return {"tiles": len(files), "width": data.shape[2], "height": data.shape[1], "crs": crs.to_string(),
             "transform": list(transform)[:6]}
+
+
+def _finest_zoom(folder: Path) -> Path:
+    """The highest zoom's subfolder of an XYZ pyramid (z/x/y); `folder` itself otherwise."""
+    zooms = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.is_dir() else []
+    return folder / str(max(zooms)) if len(zooms) > 1 else folder
 
 
 def _merge(files: list[Path]) -> tuple[np.ndarray, Affine, CRS, float | None, np.ndarray | None]:

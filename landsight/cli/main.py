@@ -35,6 +35,8 @@ _COMMANDS = {
     "cover": "landsight.cli.cover:cover",
     "download": "landsight.cli.download:download",
     "stac": "landsight.cli.stac:stac",
+    "tile": "landsight.cli.tile:tile",
+    "mosaic": "landsight.cli.tile:mosaic",
 }
 
 
