@@ -8,7 +8,8 @@ Fault injection: `server.faults[key]` is a list of faults applied, one per reque
 path and query equal `key`: slow, timeout, reset, 500, 503, 429, truncated, xml, html, content-type, wrong-size,
 empty. Every request is logged in `server.log` (arrival time, method, target, range, status, bytes, fault).
 
-Run standalone: `python -m tests.servers --port 8765 --root DIR` (Ctrl-C stops it; --seconds bounds its life).
+Run standalone: `python -m tests.servers --port 8765 --root DIR [--catalog]` (Ctrl-C stops it; --seconds bounds its
+life; --catalog first writes the test STAC catalogue into DIR).
 """
 
 from __future__ import annotations
@@ -323,7 +324,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--root", type=Path, default=None, help="folder served under /files/")
     parser.add_argument("--seconds", type=float, default=3600.0, help="stop after this long")
+    parser.add_argument("--catalog", action="store_true",
+                        help="first write the test STAC catalogue of the Sentinel-2 crop's COGs into --root")
     args = parser.parse_args()
+    if args.catalog:
+        if args.root is None:
+            parser.error("--catalog needs --root")
+        from tests.acquire.stac_catalog import write_catalog
+
+        write_catalog(args.root)
     server = TileServer(args.root, args.port)
     print(f"serving {server.url} (xyz: /xyz/{{z}}/{{x}}/{{y}}.png, wms: /wms, files: /files/)", flush=True)
     threading.Timer(args.seconds, server.shutdown).start()
