@@ -136,7 +136,9 @@ def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window
     total = np.zeros(spec.count)
     total_sq = np.zeros(spec.count)
     n = np.zeros(spec.count, dtype=np.int64)
+    names = []
     for src, windows in sources:
+        names.append(str(src.name))
         fills = FillValueCheck(spec.names)
         for window in windows:
             data, valid = read_masked(src, window, list(spec.indexes))
@@ -150,12 +152,13 @@ def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window
             log.warning(warning)
     empty = [name for name, count in zip(spec.names, n, strict=True) if count == 0]
     if empty:
-        raise RasterError(f"band(s) {empty} have no valid pixel to compute statistics from (all nodata, NaN or Inf); "
-                          "check the image's nodata value or leave the band(s) out with --bands")
+        raise RasterError(f"band(s) {empty} of {', '.join(names)} have no valid pixel to compute statistics from (all "
+                          "nodata, NaN or Inf); check the image's nodata value or leave the band(s) out with --bands")
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())), spec.names)
+    return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())),
+                                 [f"{name} of {', '.join(names)}" for name in spec.names])
 
 
 def checked_normalization(normalization: Normalization, names: Sequence[str]) -> Normalization:

@@ -57,7 +57,7 @@ def stretch(band: np.ndarray, valid: np.ndarray, low: float = 2, high: float = 9
     if values.size == 0:
         return np.zeros(band.shape, dtype=np.uint8)
     lo, hi = np.percentile(values, [low, high])
-    scaled = (band.astype(np.float64) - lo) / max(hi - lo, 1e-12)
+    scaled = (np.where(valid, band, lo).astype(np.float64) - lo) / max(hi - lo, 1e-12)
     return np.asarray(np.clip(scaled, 0, 1) * 255, dtype=np.uint8)
 
 
