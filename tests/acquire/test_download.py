@@ -17,6 +17,7 @@ pytest.importorskip("tenacity")
 from landsight.acquire.cover import cell_bounds, cell_id
 from landsight.acquire.coverfile import read_cover
 from landsight.acquire.sources import XyzSource
+from tests.acquire.conftest import untrained_model
 from tests.servers import running
 
 # A part of the Sentinel-2 crop: 320 tiles at zoom 18.
@@ -128,6 +129,13 @@ def test_wms_geotiff_tiles_in_epsg4326_match_the_server(invoke, server, tmp_path
             assert expected.any()
     with rasterio.open(tmp_path / "m.tif") as src:
         assert src.crs == CRS.from_epsg(4326) and (src.width, src.height) == (4 * 64, 3 * 64)
+    if version == "1.3.0":  # a downloaded tile is an image `predict` reads as it is
+        model = untrained_model(tmp_path / "rgb.pt", ("b1", "b2", "b3"), (128.0,) * 3, (64.0,) * 3)
+        tile = out / "4326-0.005" / str(cells[0].x) / f"{cells[0].y}.tif"
+        result = invoke("predict", model, tile, "-o", tmp_path / "pred.tif", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        with rasterio.open(tmp_path / "pred.tif") as pred, rasterio.open(tile) as src:
+            assert (pred.crs, pred.transform, pred.shape) == (src.crs, src.transform, src.shape)
 
 
 def test_unreachable_server_exits_2_and_writes_nothing(invoke, tmp_path):

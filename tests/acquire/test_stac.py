@@ -12,6 +12,7 @@ pytest.importorskip("pystac_client")
 from landsight.acquire.area import area_from_geojson
 from landsight.acquire.remote import build_vrt, remote_reads, select_bands
 from landsight.acquire.stac import load_items
+from tests.acquire.conftest import untrained_model
 from tests.acquire.stac_catalog import BLOCK, S2, write_catalog
 from tests.servers import running
 
@@ -35,21 +36,9 @@ def server(catalog):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """An untrained, seeded U-Net on the crop's four bands: deterministic, cheap, fine for equality checks."""
-    torch = pytest.importorskip("torch")
-    from landsight.imagery.bands import BandSpec, Normalization
-    from landsight.labels.classes import ClassTable
-    from landsight.models.model_file import ModelFile
-    from landsight.models.registry import create_model
-
-    torch.manual_seed(0)
-    net = create_model("unet", "resnet18", 4, 3)
-    spec = BandSpec((1, 2, 3, 4), ("B02", "B03", "B04", "B08"), 4)
-    norm = Normalization((1000.0, 900.0, 800.0, 1500.0), (200.0, 250.0, 300.0, 900.0))
     path = tmp_path_factory.mktemp("model") / "s2.pt"
-    ModelFile("unet", "resnet18", spec, norm, ClassTable.from_names(["water", "vegetation"], True), 64,
-              net.state_dict()).save(path)
-    return path
+    return untrained_model(path, ("B02", "B03", "B04", "B08"), (1000.0, 900.0, 800.0, 1500.0),
+                           (200.0, 250.0, 300.0, 900.0))
 
 
 @pytest.fixture(scope="module")
