@@ -59,7 +59,7 @@ class TileService:
 
     async def imagery(self, name: str, z: int, x: int, y: int) -> bytes:
         """The source's imagery tile (PNG)."""
-        source, tile = self.source(name), check_tile(z, x, y)
+        tile, source = check_tile(z, x, y), self.source(name)
         key = ("imagery", name, z, x, y)
         return await self.tiles.get_or_compute(key, lambda: asyncio.to_thread(imagery_png, source, tile))
 
@@ -68,7 +68,7 @@ class TileService:
         """The model's class tile over source `name` (palette PNG: pixel values are class values)."""
         if model.task != "segmentation":
             raise NotAcceptable(f"model {model.name!r} is a classifier; tiles need a segmentation model")
-        source, tile = self.source(name), check_tile(z, x, y)
+        tile, source = check_tile(z, x, y), self.source(name)
         key = ("predicted", model.sha256, source.name, z, x, y)
         cached = self.tiles.get(key)
         self.on_cache("hit" if cached is not None else "miss")
