@@ -5,8 +5,8 @@ It renders the shipped Sentinel-2 crop (tests/data/sentinel2-coast/s2-crop.tif, 
 root folder (`/files/...`) with HTTP Range support (single and multiple ranges), as GDAL's /vsicurl/ needs.
 
 Fault injection: `server.faults[key]` is a list of faults applied, one per request, to the next requests whose
-path and query equal `key`: slow, timeout, reset, 500, 503, 429, truncated, xml, html, content-type, wrong-size,
-empty. Every request is logged in `server.log` (arrival time, method, target, range, status, bytes, fault).
+path and query equal `key`: slow, timeout, reset, 500, 503, 429, truncated (the connection closes mid-body), cut
+(half an image, sent as if whole), xml, html, content-type, wrong-size, empty. Every request is logged in `server.log` (arrival time, method, target, range, status, bytes, fault).
 
 Run standalone: `python -m tests.servers --port 8765 --root DIR [--catalog]` (Ctrl-C stops it; --seconds bounds its
 life; --catalog first writes the test STAC catalogue into DIR).
@@ -225,6 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"", ctype)
         if fault == "truncated":
             return self._send(200, body, ctype, truncate=True)
+        if fault == "cut":  # an image file cut in half, sent whole: Content-Length agrees with it
+            return self._send(200, body[: len(body) // 2], ctype)
         return self._send(200, body, ctype, head=head)
 
     def _route(self, path: str, params: dict[str, str], head: bool) -> tuple[bytes | int, str | int]:

@@ -128,13 +128,21 @@ def check_image(response: httpx.Response, body: bytes, size: tuple[int, int]) ->
         raise Fault("empty", "empty body", True)
     if not ctype.startswith("image/"):
         raise Fault("content-type", f"content type {ctype or 'missing'!r} is not an image", False)
-    expected = int(response.headers.get("content-length", len(body)))
-    if len(body) < expected:
-        raise Fault("truncated", f"body of {len(body)} bytes, {expected} announced", True)
+    if not _complete(body):
+        raise Fault("truncated", f"image cut off: {len(body)} bytes without the format's end marker", True)
     pixels, fmt = _decode(body)
     if (pixels.shape[2], pixels.shape[1]) != size:
         raise Fault("size", f"image is {pixels.shape[2]}x{pixels.shape[1]} px, expected {size[0]}x{size[1]}", False)
     return Image(body, pixels, fmt)
+
+
+def _complete(body: bytes) -> bool:
+    """Whether a PNG ends with its IEND chunk and a JPEG with its EOI marker (decoders fill in what is missing)."""
+    if body.startswith(b"\x89PNG\r\n\x1a\n"):
+        return body.rstrip(b"\x00").endswith(b"IEND\xaeB`\x82")
+    if body.startswith(b"\xff\xd8"):
+        return body.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    return True
 
 
 def _decode(body: bytes) -> tuple[np.ndarray, str]:
@@ -154,8 +162,11 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
 
 def _text(body: bytes, limit: int = 160) -> str:

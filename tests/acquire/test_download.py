@@ -23,9 +23,9 @@ from tests.servers import running
 # A part of the Sentinel-2 crop: 320 tiles at zoom 18.
 BBOX = "-75.640,37.680,-75.615,37.697"
 KIND = {"500": "http-500", "503": "http-503", "429": "http-429", "timeout": "timeout", "reset": "connection",
-        "truncated": "truncated", "xml": "service-exception", "html": "html", "content-type": "content-type",
+        "truncated": "truncated", "cut": "truncated", "xml": "service-exception", "html": "html", "content-type": "content-type",
         "wrong-size": "size", "empty": "empty"}
-RECOVERED = ["slow", "500", "503", "429", "truncated", "reset", "timeout", "empty"]  # once: the retry succeeds
+RECOVERED = ["slow", "500", "503", "429", "truncated", "cut", "reset", "timeout", "empty"]  # once: the retry succeeds
 EXHAUSTED = ["503", "truncated", "timeout"]  # on every attempt of the first run (3 with --retries 2)
 PERMANENT = ["xml", "html", "content-type", "wrong-size"]  # not retried
 
@@ -83,11 +83,13 @@ def test_download_under_faults_reports_each_then_resumes_byte_identical(invoke, 
     injected = Counter((_tile_of(e.target, cells, source), KIND[e.fault]) for e in server.log
                        if e.fault not in (None, "slow"))
     reported = Counter((f["tile"], f["kind"]) for f in report["faults"])
-    assert reported == injected and sum(injected.values()) == 8 - 1 + 9 + 4  # every fault, by tile and reason
+    assert reported == injected and sum(injected.values()) == 9 - 1 + 9 + 4  # every fault, by tile and reason
     for tile in expected_failed:
         assert not list(out.glob(f"{tile}.*"))  # a failure never lands as a tile
     assert not list(out.rglob("*.part*"))
     first_run = [e.at for e in server.log]
+    busy = [e.at for e in server.log if e.target == _key(source.url(cells[3 + 7 * RECOVERED.index("429")]))]
+    assert len(busy) == 2 and busy[1] - busy[0] >= 0.95  # Retry-After: 1 honoured
     assert _max_in_window(first_run) <= 100 + 1
     assert report["request_rate"] <= 100
     print(f"first run: {len(first_run)} requests in {first_s:.1f} s, {report['request_rate']} req/s "
