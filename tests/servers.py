@@ -6,7 +6,8 @@ root folder (`/files/...`) with HTTP Range support (single and multiple ranges),
 
 Fault injection: `server.faults[key]` is a list of faults applied, one per request, to the next requests whose
 path and query equal `key`: slow, timeout, reset, 500, 503, 429, truncated (the connection closes mid-body), cut
-(half an image, sent as if whole), xml, html, content-type, wrong-size, empty. Every request is logged in `server.log` (arrival time, method, target, range, status, bytes, fault).
+(half an image, sent as if whole), xml, html, content-type, wrong-size, empty. Every request is logged in
+`server.log` (arrival time, method, target, range, status, bytes, fault).
 
 Run standalone: `python -m tests.servers --port 8765 --root DIR [--catalog]` (Ctrl-C stops it; --seconds bounds its
 life; --catalog first writes the test STAC catalogue into DIR).

@@ -23,8 +23,8 @@ from tests.servers import running
 # A part of the Sentinel-2 crop: 320 tiles at zoom 18.
 BBOX = "-75.640,37.680,-75.615,37.697"
 KIND = {"500": "http-500", "503": "http-503", "429": "http-429", "timeout": "timeout", "reset": "connection",
-        "truncated": "truncated", "cut": "truncated", "xml": "service-exception", "html": "html", "content-type": "content-type",
-        "wrong-size": "size", "empty": "empty"}
+        "truncated": "truncated", "cut": "truncated", "xml": "service-exception", "html": "html",
+        "content-type": "content-type", "wrong-size": "size", "empty": "empty"}
 RECOVERED = ["slow", "500", "503", "429", "truncated", "cut", "reset", "timeout", "empty"]  # once: the retry succeeds
 EXHAUSTED = ["503", "truncated", "timeout"]  # on every attempt of the first run (3 with --retries 2)
 PERMANENT = ["xml", "html", "content-type", "wrong-size"]  # not retried
