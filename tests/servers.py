@@ -2,7 +2,8 @@
 
 It renders the shipped Sentinel-2 crop (tests/data/sentinel2-coast/s2-crop.tif, bands 3-2-1 as RGB) as XYZ tiles
 (`/xyz/{z}/{x}/{y}.png`) and WMS GetMap images (`/wms?...`, versions 1.1.1 and 1.3.0), and serves files under a
-root folder (`/files/...`) with HTTP Range support (single and multiple ranges), as GDAL's /vsicurl/ needs.
+root folder (`/files/...`) with HTTP Range support (single and multiple ranges), as GDAL's /vsicurl/ needs, and a
+minimal STAC API over the catalogue in that folder (`/api`, `/api/search`).
 
 Fault injection: `server.faults[key]` is a list of faults applied, one per request, to the next requests whose
 path and query equal `key`: slow, timeout, reset, 500, 503, 429, truncated (the connection closes mid-body), cut
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import re
 import socket
 import struct
@@ -27,6 +29,7 @@ import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import mercantile
@@ -140,6 +143,7 @@ class TileServer(ThreadingHTTPServer):
         self.renderer = Renderer()
         self.faults: dict[str, list[str]] = {}
         self.log: list[Logged] = []
+        self.searches: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
     @property
@@ -187,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(head=True)
 
     def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def do_POST(self) -> None:
         self._serve(head=False)
 
     def _serve(self, head: bool) -> None:
@@ -240,9 +247,27 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(answer, str):
                 return _exception_xml(answer), "application/vnd.ogc.se_xml"
             return answer
+        if path.startswith("/api") and self.server.root is not None:
+            return self._api(path, params)
         if path.startswith("/files/") and self.server.root is not None:
             return self._file(path[len("/files/"):], head)
         raise _Missing(f"no such resource {path}")
+
+    def _api(self, path: str, params: dict[str, str]) -> tuple[bytes, str]:
+        """A minimal STAC API over the catalogue under the root: landing page and item search (GET and POST)."""
+        if path in ("/api", "/api/"):
+            return json.dumps(stac_api_landing(self.server.url)).encode(), "application/json"
+        if path != "/api/search":
+            raise _Missing(f"no such resource {path}")
+        if self.command == "POST":
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            query = json.loads(body or b"{}")
+        else:
+            query = {k: (v.split(",") if k in ("collections", "bbox") else v) for k, v in params.items()}
+        items = stac_api_search(self.server.root, self.server.url, query)  # type: ignore[arg-type]
+        self.server.searches.append(query)
+        return json.dumps({"type": "FeatureCollection", "features": items, "links": []}).encode(), \
+            "application/geo+json"
 
     def _file(self, relative: str, head: bool) -> tuple[bytes | int, str | int]:
         root = self.server.root.resolve()  # type: ignore[union-attr]
@@ -313,6 +338,48 @@ def _parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None
         if start <= end:
             ranges.append((start, end))
     return ranges or None
+
+
+def stac_api_landing(url: str) -> dict[str, Any]:
+    """The landing page of the minimal STAC API at `url`/api."""
+    return {"type": "Catalog", "id": "landsight-test-api", "stac_version": "1.0.0", "description": "test STAC API",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
+                           "https://api.stacspec.org/v1.0.0/item-search#query"],
+            "links": [{"rel": "self", "href": f"{url}/api", "type": "application/json"},
+                      {"rel": "root", "href": f"{url}/api", "type": "application/json"},
+                      {"rel": "search", "href": f"{url}/api/search", "type": "application/geo+json", "method": "GET"},
+                      {"rel": "search", "href": f"{url}/api/search", "type": "application/geo+json",
+                       "method": "POST"}]}
+
+
+def stac_api_search(root: Path, url: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """Items of the catalogue under `root` matching a STAC API search body (collections, bbox or intersects,
+    datetime, query on eo:cloud_cover); asset hrefs made absolute URLs under `url`/files/."""
+    import shapely
+
+    area = (shapely.geometry.shape(query["intersects"]) if query.get("intersects") else
+            shapely.box(*[float(v) for v in query["bbox"]]) if query.get("bbox") else None)
+    start, _, end = str(query.get("datetime") or "../..").partition("/")
+    cloud = (query.get("query") or {}).get("eo:cloud_cover", {})
+    found = []
+    for path in sorted(root.glob("*/*/*.json")):
+        item = json.loads(path.read_text())
+        if item.get("type") != "Feature" or (query.get("collections") and
+                                             item.get("collection") not in query["collections"]):
+            continue
+        if area is not None and not shapely.geometry.shape(item["geometry"]).intersects(area):
+            continue
+        when = item["properties"]["datetime"][:10]
+        if (start not in ("", "..") and when < start[:10]) or (end not in ("", "..") and when > end[:10]):
+            continue
+        if "lte" in cloud and item["properties"].get("eo:cloud_cover", 0) > cloud["lte"]:
+            continue
+        for asset in item["assets"].values():
+            relative = (path.parent / asset["href"]).resolve().relative_to(root.resolve())
+            asset["href"] = f"{url}/files/{relative.as_posix()}"
+        item["links"] = []
+        found.append(item)
+    return found
 
 
 def _exception_xml(message: str) -> bytes:

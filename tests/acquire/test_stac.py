@@ -173,3 +173,16 @@ def test_20m_asset_is_resampled_onto_the_10m_grid(server, catalog, aoi, tmp_path
     # B8A is B08 averaged over 2 x 2: brought back to 10 m it follows B08 closely
     assert np.corrcoef(coarse.ravel(), nir.ravel())[0, 1] > 0.9
     assert abs(coarse.mean() - nir.mean()) < 0.05 * nir.mean()
+
+
+def test_search_through_a_stac_api_uses_item_search(invoke, server, tmp_path):
+    result = _search(invoke, server.url + "/api", tmp_path / "a.json", "--datetime", "2016-05-01/2016-06-30",
+                     "--max-cloud", "20")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert [f["id"] for f in data["features"]] == ["s2-coast-clear"]
+    assert data["features"][0]["assets"]["B08"]["href"] == server.url + "/files/cogs/B08.tif"
+    (search,) = server.searches  # one /search request carrying the filters; no catalogue walk
+    assert search["collections"] == ["s2-coast"] and search["query"] == {"eo:cloud_cover": {"lte": 20}}
+    assert search["intersects"]["type"] == "Polygon" and search["datetime"].startswith("2016-05-01")
+    assert not any("/files/s2-coast" in e.target for e in server.log)
