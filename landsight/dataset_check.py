@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 import pyogrio
 import shapely
+from rasterio import windows as rio_windows
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from rich.progress import track
 
 from landsight.errors import LabelError
-from landsight.imagery.io import open_raster, read_valid_mask
-from landsight.imagery.windows import block_windows, blocked_split, train_positions
+from landsight.imagery.coverage import ValidCounter
+from landsight.imagery.io import open_raster
+from landsight.imagery.windows import block_windows, blocked_split, count_train_positions
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap
 from landsight.labels.vectors import Features, class_values, read_features
@@ -75,6 +77,9 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
                   block: int = 1024) -> DatasetReport:
     """Inspect `image` and `labels` without writing a mask; warnings go into the report and the log.
 
+    Time grows with the number of `block` px windows and chip positions, and with the labels; memory stays bounded.
+    Blocks absent from a sparse GeoTIFF are not decoded and windows without labels are not burned.
+
     Raises:
         LabelError: the labels are missing, empty, lack `field`, name unknown classes or do not overlap the image.
         ConfigError: `chip_size` does not fit the image.
@@ -100,7 +105,7 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
             class_weights=dict(zip(pixels, median_frequency_weights(list(pixels.values())), strict=True)),
             ignored_pixels=int(counts[IGNORE_VALUE]), chip_size=chip_size, val_fraction=val_fraction,
             val_chips=len(split.val), train_chips=n_blocks - len(split.val),
-            train_positions=len(train_positions(split)),
+            train_positions=count_train_positions(split),
         )
     report = dataclasses.replace(report, warnings=tuple(dataset_warnings(report)))
     for warning in report.warnings:
@@ -113,14 +118,24 @@ def count_pixels(src: DatasetReader, features: Features, values: np.ndarray, fil
     """Per-value counts (256) of the labels burned onto `src`'s grid, and the number of valid image pixels."""
     tree = shapely.STRtree(features.geometries)
     counts = np.zeros(256, dtype=np.int64)
-    valid = 0
+    valid, counter = 0, ValidCounter(src)
     windows = list(block_windows(Window(0, 0, src.width, src.height), block))
+    log_plan(src, len(windows), block)
     quiet = len(windows) < 4 or not log.isEnabledFor(logging.INFO)
     for window in track(windows, description="counting", transient=True, disable=quiet):
-        mask = burn_window(features.geometries, values, tree, src.transform, window, fill)
-        counts += np.bincount(mask.ravel(), minlength=256)
-        valid += int(read_valid_mask(src, window).sum())
+        if len(tree.query(shapely.box(*rio_windows.bounds(window, src.transform)))):
+            mask = burn_window(features.geometries, values, tree, src.transform, window, fill)
+            counts += np.bincount(mask.ravel(), minlength=256)
+        else:  # no label near this window: every pixel gets the fill value
+            counts[fill] += int(window.width) * int(window.height)
+        valid += counter.count(window)
     return counts, valid
+
+
+def log_plan(src: DatasetReader, windows: int, block: int) -> None:
+    """Say at INFO what the check will read: raster size and pixels, and the number of windows."""
+    log.info("dataset check: %s x %s px (%s Mpx), %s window(s) of %d px to count", f"{src.width:,}", f"{src.height:,}",
+             f"{src.width * src.height / 1e6:,.1f}", f"{windows:,}", block)
 
 
 def overlap_fractions(geoms: np.ndarray, image_box: shapely.Polygon) -> tuple[float, float, float]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import Window
 
 from landsight.dataset_check import check_dataset, median_frequency_weights
-from landsight.imagery.windows import blocked_split, train_positions
+from landsight.imagery.windows import blocked_split, count_train_positions, train_positions
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
 
@@ -111,6 +115,45 @@ def test_json_refuses_to_overwrite(invoke, tmp_path, atlanta_image, atlanta_labe
     assert out.read_text() == "{}"
     assert invoke("dataset", "check", atlanta_image, atlanta_labels, "--json", out, "--overwrite").exit_code == 0
     assert json.loads(out.read_text())["features"] == 32
+
+
+def sparse_copy(source, path, size):
+    """`source` in the top-left corner of a `size` px square sparse GeoTIFF on its grid: only its blocks hold data."""
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    profile.update(width=size, height=size, sparse_ok=True, BIGTIFF="YES")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
+    return path
+
+
+RUN_WITH_PEAK_MEMORY = ("import atexit, resource, sys; atexit.register(lambda: print('peak_rss_kb', "
+                        "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); "
+                        "from landsight.cli.main import cli; cli()")
+
+
+def test_huge_sparse_raster(tmp_path, atlanta_image, atlanta_labels):
+    """A 100,000 x 100,000 px header holding only the Atlanta sample's blocks: the check once compared every chip
+    position with every validation block (never finished) and decoded every block (its cache grew to GBs)."""
+    big = sparse_copy(atlanta_image, tmp_path / "big.tif", 100_000)
+    assert big.stat().st_size < 5_000_000
+    out = tmp_path / "check.json"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", RUN_WITH_PEAK_MEMORY, "dataset", "check", str(big),
+                             str(atlanta_labels), "--class-name", "building", "--json", str(out)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 120
+    assert int(result.stderr.split("peak_rss_kb")[1].split()[0]) < 600_000, result.stderr
+    assert "100,000 x 100,000 px (10,000.0 Mpx), 9,604 window(s)" in " ".join((result.stdout + result.stderr).split())
+    report = json.loads(out.read_text())
+    small = check_dataset(atlanta_image, atlanta_labels, ClassTable.from_names(["building"], background=True))
+    building = small.class_pixels["building"]
+    assert report["class_pixels"] == {"background": 100_000 ** 2 - building, "building": building}
+    assert report["nodata_fraction"] == round(1 - 600 * 900 / 100_000 ** 2, 6)
+    split = blocked_split(100_000, 100_000, 256, 0.2)
+    assert report["val_chips"] == len(split.val) == 30_420
+    assert report["train_positions"] == count_train_positions(split)
 
 
 def test_median_frequency_weights():

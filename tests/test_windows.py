@@ -11,6 +11,7 @@ from landsight.errors import ConfigError
 from landsight.imagery.windows import (
     aligned_window_rows,
     blocked_split,
+    count_train_positions,
     sample_train_windows,
     sliding_windows,
     train_positions,
@@ -59,6 +60,42 @@ def test_blocked_split_never_overlaps(width, height, fraction, seed):
         for v in split.val_boxes:
             assert c0 >= v[2] or c1 <= v[0] or r0 >= v[3] or r1 <= v[1]
     assert all(w.width == 128 and w.height == 128 for w in split.val)
+
+
+def reference_split(width, height, chip, val_fraction, seed, region):
+    """The first, quadratic implementation: a list of every block shuffled, each position tested against every
+    validation box. Kept here as the oracle: training must stay bit-identical."""
+    col0, row0, col1, row1 = region or (0, 0, width, height)
+    blocks = [(c, r, c + chip, r + chip) for r in range(row0, row1 - chip + 1, chip)
+              for c in range(col0, col1 - chip + 1, chip)]
+    random.Random(seed).shuffle(blocks)
+    n_val = min(len(blocks) - 1, max(1, round(val_fraction * len(blocks)))) if val_fraction > 0 else 0
+    val = sorted(blocks[:n_val], key=lambda b: (b[1], b[0]))
+    step = max(1, chip // 8)
+    positions = [(c, r, c + chip, r + chip) for r in range(row0, row1 - chip + 1, step)
+                 for c in range(col0, col1 - chip + 1, step)]
+    return val, [p for p in positions if all(p[0] >= v[2] or p[2] <= v[0] or p[1] >= v[3] or p[3] <= v[1]
+                                             for v in val)]
+
+
+@given(st.integers(100, 400), st.integers(100, 400), st.sampled_from([24, 27, 32, 40, 64, 100]),
+       st.sampled_from([0.0, 0.1, 0.3, 0.9]), st.integers(0, 3), st.tuples(*[st.floats(0, 1)] * 4))
+@settings(max_examples=80, deadline=None)
+def test_split_and_positions_match_the_reference(width, height, chip, fraction, seed, corners):
+    a, b = sorted(int(f * width) for f in corners[:2]), sorted(int(f * height) for f in corners[2:])
+    region = (a[0], b[0], a[1], b[1]) if a[1] - a[0] >= chip and b[1] - b[0] >= chip else None
+    split = blocked_split(width, height, chip, fraction, seed, region)
+    val, positions = reference_split(width, height, chip, fraction, seed, region)
+    assert list(split.val_boxes) == val and [tuple(w.flatten()) for w in split.val] == [
+        (v[0], v[1], chip, chip) for v in val]
+    assert train_positions(split) == positions and count_train_positions(split) == len(positions)
+
+
+def test_positions_of_a_huge_raster_are_counted_quickly():
+    """100,000 px square, 256 px chips: 9.7 million positions, 30,420 validation blocks (pairwise: 3e11 tests)."""
+    split = blocked_split(100_000, 100_000, 256, 0.2)
+    assert len(split.val) == 30_420
+    assert count_train_positions(split) == 4_543_331
 
 
 def test_blocked_split_respects_region_and_chip_size():
