@@ -220,8 +220,10 @@ class Zygote:
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
+        # one thread per command: OpenMP threads spinning on 2 shared cores made each forward pass 10x slower
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self._answer() == {"ready": True}
 
     def _answer(self) -> dict:
