@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import tempfile
@@ -26,6 +28,8 @@ from rasterio.errors import RasterioError
 from landsight.acquire.area import Area
 from landsight.acquire.errors import StacError
 from landsight.acquire.stac import load_items
+from landsight.outputs import atomic_path
+from landsight.paths import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -170,18 +174,23 @@ def _gdal_type(dtype: str) -> str:
 def stac_image(source: str, wanted: Sequence[str], area: Area | None, resampling: str = "bilinear",
                labels: Sequence[str] | None = None) -> Iterator[Path]:
     """A VRT of the first item of `source` (a STAC Item or ItemCollection file or URL) with bands `wanted`, cut to
-    `area`, its bands described as `labels` (default `wanted`); GDAL's remote-read settings hold within the block."""
+    `area`, its bands described as `labels` (default `wanted`); GDAL's remote-read settings hold within the block.
+
+    The VRT's path depends only on what it holds (a temporary folder named by a digest), so a command run again on
+    the same item, bands and area sees the same image path (training resumes).
+    """
     items = load_items(source)
     if len(items) > 1:
-        log.warning("%s holds %d items; reading the first, %s", source, len(items),
-                                            items[0].id)
+        log.warning("%s holds %d items; reading the first, %s", source, len(items), items[0].id)
     bands = select_bands(items[0], wanted)
     if labels is not None:
         bands = [dataclasses.replace(b, name=label) for b, label in zip(bands, labels, strict=True)]
-    with tempfile.TemporaryDirectory(prefix="landsight-stac-") as folder, remote_reads():
-        yield build_vrt(bands, area, Path(folder) / f"{items[0].id}.vrt", resampling)
-
-
-def is_stac_reference(image: str) -> bool:
-    """Whether an image argument names STAC JSON (an http(s) URL or a .json file) rather than a raster."""
-    return image.startswith(("http://", "https://")) or image.lower().endswith((".json", ".geojson"))
+    key = json.dumps([source, [dataclasses.astuple(b) for b in bands], area.geometry.wkt if area else None,
+                      resampling])
+    folder = Path(tempfile.gettempdir()) / f"landsight-stac-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    folder.mkdir(exist_ok=True)
+    with remote_reads():
+        vrt = folder / f"{safe_name(items[0].id)}.vrt"
+        with atomic_path(vrt, overwrite=True) as tmp:
+            build_vrt(bands, area, tmp, resampling)
+        yield vrt

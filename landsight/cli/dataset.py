@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from landsight.cli import options
+from landsight.cli.remote import image_path, stac_options
 from landsight.config import class_table_for
 from landsight.dataset_check import DatasetReport, check_dataset, write_report_json
 from landsight.outputs import check_output
@@ -30,14 +31,20 @@ def dataset() -> None:
               help="Fraction of the image held out in validation blocks.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON to this file.")
+@stac_options
 @options.overwrite_opt
 def check(image: str, labels: str, class_field: str | None, class_name: str, config_path: str | None,
-          background: bool, chip_size: int, val_fraction: float, json_path: str | None, overwrite: bool) -> None:
-    """Report CRS, overlap, class balance, nodata and the train/validation split of IMAGE and LABELS."""
+          background: bool, chip_size: int, val_fraction: float, json_path: str | None, aoi: str | None,
+          stac_bands: str | None, overwrite: bool) -> None:
+    """Report CRS, overlap, class balance, nodata and the train/validation split of IMAGE and LABELS.
+
+    IMAGE is a raster, or a STAC Item or ItemCollection (file or URL) read over HTTP (with --stac-bands, --aoi).
+    """
     if json_path:
         check_output(json_path, overwrite)
-    table, field = class_table_for(image, labels, config_path, class_field, class_name, background)
-    report = check_dataset(image, labels, table, field, background, chip_size, val_fraction)
+    with image_path(image, aoi, stac_bands) as path:
+        table, field = class_table_for(path, labels, config_path, class_field, class_name, background)
+        report = check_dataset(path, labels, table, field, background, chip_size, val_fraction)
     console = Console()
     console.print(report_table(report))
     for warning in report.warnings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from landsight.cli import options
-from landsight.errors import ConfigError
+from landsight.cli.remote import image_path, is_stac_reference, stac_options
 from landsight.imagery.bands import parse_band_indexes
 
 
@@ -21,11 +21,7 @@ from landsight.imagery.bands import parse_band_indexes
               help="Windows per forward pass (1024 px windows are large: more mostly costs memory).")
 @options.bands_opt
 @options.device_opt
-@click.option("--aoi", type=options.InputPath(exists=True, dir_okay=False), default=None,
-              help="With a STAC IMAGE: predict only this area (GeoJSON); only its windows are read over HTTP.")
-@click.option("--stac-bands", default=None,
-              help="With a STAC IMAGE: item band names (eo:bands name or common name) in the model's band order; "
-                   "default: the model's band names.")
+@stac_options
 @options.overwrite_opt
 def predict(model: str, image: str, output: str, probabilities: bool, window: int, overlap: int, batch_size: int,
             bands: str | None, device: str, aoi: str | None, stac_bands: str | None, overwrite: bool) -> None:
@@ -33,19 +29,17 @@ def predict(model: str, image: str, output: str, probabilities: bool, window: in
 
     IMAGE is a raster, or a STAC Item or ItemCollection (file or URL) whose COG assets are read window by window.
     """
-    from landsight.acquire.remote import is_stac_reference
     from landsight.predict import predict_raster
 
+    spec = None
     if is_stac_reference(image):
-        from landsight.cli.remote import predict_stac
+        from landsight.models.model_file import load_model_file
 
-        summary = predict_stac(model, image, output, aoi, stac_bands, overlap, batch_size, device, probabilities,
-                               overwrite, window)
-    else:
-        if aoi or stac_bands:
-            raise ConfigError("--aoi and --stac-bands go with a STAC item or ItemCollection as IMAGE (a .json file "
-                              "or URL); cut a local raster with gdal_translate -projwin instead")
-        summary = predict_raster(model, image, output, overlap, batch_size, device, probabilities,
-                                 parse_band_indexes(bands), overwrite, window)
+        spec = load_model_file(model).bands
+    with image_path(image, aoi, stac_bands, spec.names if spec else None) as path:
+        # a STAC image becomes a VRT holding exactly the model's bands, in its order
+        indexes = list(range(1, spec.count + 1)) if spec else parse_band_indexes(bands)
+        summary = predict_raster(model, path, output, overlap, batch_size, device, probabilities, indexes,
+                                 overwrite, window)
     click.echo(f"{summary['windows']} windows of {summary['window']} px (overlap {summary['overlap']} px); "
                f"model {summary['model_sha256'][:12]}; wrote {output}")

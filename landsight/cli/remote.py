@@ -1,32 +1,59 @@
-"""Commands' shared handling of remote imagery: a STAC item (+ an area) in place of a raster file."""
+"""Remote imagery wherever a command takes an image: a STAC Item or ItemCollection (file or URL) plus an area, read
+window by window over HTTP through a small VRT (`landsight.acquire.remote`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
+import click
+
+from landsight.cli import options
 from landsight.errors import ConfigError
 
+F = TypeVar("F", bound=Callable[..., object])
 
-def predict_stac(model: str, image: str, output: str, aoi: str | None, stac_bands: str | None, overlap: int,
-                 batch_size: int, device: str, probabilities: bool, overwrite: bool, window: int) -> dict[str, Any]:
-    """`predict` on the model's bands of a STAC item, cut to `aoi`, read over HTTP window by window."""
+
+def stac_options(func: F) -> F:
+    """--aoi and --stac-bands: how a STAC IMAGE is cut and which of its bands are read."""
+    func = click.option("--stac-bands", default=None,
+                        help="With a STAC IMAGE: item band names (eo:bands name or common name, e.g. "
+                             "blue,green,red,nir), in the model's band order.")(func)
+    return click.option("--aoi", type=options.InputPath(exists=True, dir_okay=False), default=None,
+                        help="With a STAC IMAGE (Item/ItemCollection file or URL): only this area (GeoJSON) is "
+                             "read, window by window over HTTP.")(func)
+
+
+def is_stac_reference(image: str) -> bool:
+    """Whether an image argument names STAC JSON (an http(s) URL or a .json file) rather than a raster."""
+    return image.startswith(("http://", "https://")) or image.lower().endswith((".json", ".geojson"))
+
+
+@contextlib.contextmanager
+def image_path(image: str, aoi: str | None, stac_bands: str | None,
+               model_bands: Sequence[str] | None = None) -> Iterator[str]:
+    """`image` itself for a raster; for STAC JSON, a VRT of its bands (--stac-bands, else `model_bands`) cut to
+    --aoi, described with the model's band names; GDAL's remote-read settings hold within the block."""
+    if not is_stac_reference(image):
+        if aoi or stac_bands:
+            raise ConfigError("--aoi and --stac-bands go with a STAC Item or ItemCollection as IMAGE (a .json file "
+                              "or URL); cut a local raster with gdal_translate -projwin instead")
+        yield image
+        return
     from landsight.acquire import require_acquire
 
     require_acquire()
     from landsight.acquire.area import area_from_geojson
     from landsight.acquire.remote import stac_image
-    from landsight.models.model_file import load_model_file
-    from landsight.outputs import check_output
-    from landsight.predict import predict_raster
 
-    check_output(output, overwrite)
-    spec = load_model_file(model).bands
-    wanted = [b.strip() for b in stac_bands.split(",")] if stac_bands else list(spec.names)
-    if len(wanted) != spec.count:
-        raise ConfigError(f"--stac-bands {stac_bands!r} names {len(wanted)} band(s) but the model reads {spec.count} "
-                          f"{list(spec.names)}; name one item band per model band, in the model's order")
+    wanted = [b.strip() for b in stac_bands.split(",") if b.strip()] if stac_bands else list(model_bands or [])
+    if not wanted:
+        raise ConfigError(f"{image} is STAC JSON: name the item bands to read with --stac-bands, e.g. "
+                          "blue,green,red,nir")
+    if model_bands is not None and len(wanted) != len(model_bands):
+        raise ConfigError(f"--stac-bands {stac_bands!r} names {len(wanted)} band(s) but the model reads "
+                          f"{len(model_bands)} {list(model_bands)}; name one item band per model band, in order")
     area = area_from_geojson(aoi) if aoi else None
-    with stac_image(image, wanted, area, labels=spec.names) as vrt:
-        indexes = list(range(1, spec.count + 1)) if spec.source_count != spec.count else None
-        return predict_raster(model, str(vrt), output, overlap, batch_size, device, probabilities, indexes,
-                              overwrite, window)
+    with stac_image(image, wanted, area, labels=list(model_bands) if model_bands else None) as vrt:
+        yield str(vrt)

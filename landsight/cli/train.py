@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from landsight.cli import options
+from landsight.cli.remote import image_path, stac_options
 from landsight.config import class_table_for, load_dataset_config, load_train_config
 from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
@@ -43,12 +46,31 @@ from landsight.imagery.bands import parse_band_indexes
 @click.option("--restart", is_flag=True, help="Ignore a resume state left by an interrupted run.")
 @options.bands_opt
 @options.device_opt
+@stac_options
 @options.overwrite_opt
 def train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
           background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
           bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-          overwrite: bool, class_weights: str | None, **settings: object) -> None:
-    """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file)."""
+          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: str | None,
+          **settings: object) -> None:
+    """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file).
+
+    IMAGE may be a STAC Item or ItemCollection (file or URL): --stac-bands names the item bands to train on (they
+    become the model's band names), --aoi the area read over HTTP.
+    """
+    if image is None and (aoi or stac_bands):
+        raise ConfigError("--aoi and --stac-bands go with a STAC Item or ItemCollection as IMAGE")
+    with contextlib.ExitStack() as stack:
+        if image is not None:
+            image = stack.enter_context(image_path(image, aoi, stac_bands))
+        _train(image, labels, output, class_field, class_name, background, config_path, model_config, bands, device,
+               bounds, max_minutes, restart, overwrite, class_weights, **settings)
+
+
+def _train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
+           background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
+           bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
+           overwrite: bool, class_weights: str | None, **settings: object) -> None:
     from landsight.train.segmentation import train_segmentation
 
     dataset = load_dataset_config(config_path) if config_path else None
