@@ -26,6 +26,7 @@ from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap
 from landsight.labels.vectors import Features, class_values, read_features
 from landsight.outputs import atomic_path
+from landsight.progress import describe_size
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,8 @@ def count_pixels(src: DatasetReader, features: Features, values: np.ndarray, fil
 
 def log_plan(src: DatasetReader, windows: int, block: int) -> None:
     """Say at INFO what the check will read: raster size and pixels, and the number of windows."""
-    log.info("dataset check: %s x %s px (%s Mpx), %s window(s) of %d px to count", f"{src.width:,}", f"{src.height:,}",
-             f"{src.width * src.height / 1e6:,.1f}", f"{windows:,}", block)
+    log.info("dataset check: %s, %s window(s) of %d px to count", describe_size(src.width, src.height), f"{windows:,}",
+             block)
 
 
 def overlap_fractions(geoms: np.ndarray, image_box: shapely.Polygon) -> tuple[float, float, float]:

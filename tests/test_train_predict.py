@@ -86,6 +86,26 @@ def test_prediction_is_georeferenced_tagged_and_deterministic(trained, atlanta_i
         assert set(np.unique(pa.read(1))) <= {0, 1}
 
 
+def test_predict_says_its_plan_before_the_work_and_then_the_expected_time(trained, atlanta_image, tmp_path,
+                                                                           monkeypatch):
+    import itertools
+
+    clock = itertools.count(0, 10.0)  # every look at the clock: 10 s later
+    monkeypatch.setattr("landsight.progress.monotonic", lambda: next(clock))
+    monkeypatch.setattr("landsight.progress.LARGE_PLAN_WINDOWS", 100)
+    result = run("predict", trained, atlanta_image, "-o", tmp_path / "p.tif", "--window", "64", "--overlap", "0",
+                 "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # log lines are wrapped
+    windows = sum(len(row) for row in aligned_window_rows(600, 900, 64, 0))
+    plan = (f"600 x 900 px (0.5 Mpx), {windows} windows of 64 px (overlap 0 px) in {-(-10 // 4) * 15} forward "
+            "pass(es) of up to 4 window(s)")
+    assert windows == 150 and plan in text
+    assert "predict: 150 windows is a large job" in text
+    assert "predict: 4 of 150 windows in 10 s (0.40/s); about 6 min left" in text
+    assert text.index(plan) < text.index("of 150 windows in") < text.index("wrote")
+
+
 def test_probabilities_output(trained, atlanta_image, tmp_path):
     out = tmp_path / "p.tif"
     assert run("predict", trained, atlanta_image, "-o", out, "--probabilities").exit_code == 0

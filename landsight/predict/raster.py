@@ -43,6 +43,7 @@ from landsight.models.model_file import ModelFile
 from landsight.outputs import atomic_path, check_output
 from landsight.predict.blend import StripBlender
 from landsight.predict.predictor import Predictor
+from landsight.progress import Eta, describe_size, warn_if_large
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
     check_output(output, overwrite)
     predictor = model if isinstance(model, Predictor) else Predictor.load(model, device)
     plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands)
+    log_plan(plan, batch_size)
     tags = provenance_tags(predictor, plan.spec, window, overlap, str(image))
     with open_raster(image) as src:
         results = _predict_chunks(predictor, src, plan)
@@ -276,6 +278,14 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
                          cog)
     log.info("predicted %d windows of %d px over %s", plan.n_windows, window, image)
     return {"windows": plan.n_windows, "window": window, "overlap": overlap, "output": str(output), **tags}
+
+
+def log_plan(plan: RasterPlan, batch_size: int) -> None:
+    """Say at INFO what predicting `plan` involves (size, pixels, windows, forward passes); warn when it is large."""
+    log.info("predict %s: %s, %s windows of %d px (overlap %d px) in %s forward pass(es) of up to %d window(s)",
+             plan.image, describe_size(plan.width, plan.height), f"{plan.n_windows:,}", plan.window, plan.overlap,
+             f"{len(plan.chunks):,}", batch_size)
+    warn_if_large("predict", plan.n_windows)
 
 
 def _describe(dst: DatasetWriter, classes: ClassTable, probabilities: bool, tags: dict[str, str]) -> None:
@@ -297,6 +307,7 @@ def _predict_chunks(predictor: Predictor, src: DatasetReader, plan: RasterPlan) 
     with open_raster(src.name) as own, ThreadPoolExecutor(max_workers=1) as reader, \
             Progress(transient=True) as progress:
         task = progress.add_task("predicting", total=plan.n_windows)
+        eta = Eta("predict", plan.n_windows)
         pending = reader.submit(read_chunk, own, plan, chunks[0], normalization)
         for i, chunk in enumerate(chunks):
             batch = pending.result()
@@ -305,3 +316,4 @@ def _predict_chunks(predictor: Predictor, src: DatasetReader, plan: RasterPlan) 
             for win, p in zip(chunk.windows, infer_chunk(predictor, batch, chunk.windows), strict=True):
                 yield WindowResult(chunk.row, win, p)
             progress.advance(task, len(chunk.windows))
+            eta.advance(len(chunk.windows))
