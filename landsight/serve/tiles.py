@@ -104,7 +104,7 @@ def tile_region(source: TileSource, tile: mercantile.Tile, margin: int = 2) -> W
     left, bottom, right, top = transform_bounds(WEB_MERCATOR, source.crs, *mercantile.xy_bounds(tile),
                                                 densify_pts=21)
     inverse = ~source.transform
-    cols, rows = zip(*(inverse * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
+    cols, rows = zip(*(inverse @ (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     c0, c1 = max(0, math.floor(min(cols)) - margin), min(source.width, math.ceil(max(cols)) + margin)
     r0, r1 = max(0, math.floor(min(rows)) - margin), min(source.height, math.ceil(max(rows)) + margin)
     if c0 >= c1 or r0 >= r1:
@@ -156,7 +156,7 @@ def to_tile(data: np.ndarray, region: Window, source: TileSource, tile: mercanti
     out = np.full((data.shape[0], TILE_SIZE, TILE_SIZE), nodata, dtype=data.dtype)
     reproject(data, out, src_transform=window_transform(region, source.transform), src_crs=source.crs,
               src_nodata=nodata, dst_transform=tile_transform(tile), dst_crs=WEB_MERCATOR, dst_nodata=nodata,
-              resampling=resampling)
+              resampling=resampling, tolerance=0)  # exact transform: tiles agree with any other warp of the grid
     return out
 
 
