@@ -220,8 +220,11 @@ class Zygote:
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
-        # one thread per command: OpenMP threads spinning on 2 shared cores made each forward pass 10x slower
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        # the landsight of this checkout, as in the test process; one thread per command: OpenMP threads spinning
+        # on 2 shared cores made each forward pass 10x slower
+        root = str(Path(__file__).parents[2])
+        env = {**os.environ, "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("zygote.py"))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self._answer() == {"ready": True}
