@@ -21,7 +21,7 @@ from landsight.imagery.bands import parse_band_indexes
               help="Compare images spectrally or class rasters (predictions); auto decides from the inputs.")
 @click.option("--radius", type=click.IntRange(0, 16), default=1, show_default=True,
               help="Misregistration tolerated, in pixels.")
-@click.option("--threshold", type=click.FloatRange(0, min_open=True), default=1.5, show_default=True,
+@click.option("--threshold", type=options.FiniteFloatRange(0, min_open=True), default=1.5, show_default=True,
               help="Image mode: change when the normalized RMS band difference exceeds this (standard deviations).")
 @click.option("--min-pixels", type=click.IntRange(1), default=4, show_default=True,
               help="Drop change patches smaller than this many pixels.")

@@ -30,30 +30,34 @@ def _qa_bits(text: str) -> tuple[int, int] | None:
         low, high = (int(v) for v in text.replace("-", ",").split(","))
     except ValueError as exc:
         raise ConfigError(f"--qa-bits {text!r}: give LOW,HIGH bit numbers such as 14,15, or none") from exc
+    if not 0 <= low <= high <= 63:
+        raise ConfigError(f"--qa-bits {text!r}: bit numbers go from 0 to 63, LOW first, e.g. 14,15")
     return (low, high)
 
 
 def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options describing where chips come from (shared by `classify train` and `cloud train`)."""
     decorators = [
-        click.option("--chip-size", type=int, default=None,
+        click.option("--chip-size", type=click.IntRange(min=1), default=None,
                      help="Chip side in px: cut size for rasters [64], resize target for chip files [their most "
                           "common size]."),
-        click.option("--stride", type=int, default=None, help="Step between chips cut from a raster, px [chip size]."),
+        click.option("--stride", type=click.IntRange(min=1), default=None,
+                     help="Step between chips cut from a raster, px [chip size]."),
         click.option("--cloud-mask", type=options.InputPath(dir_okay=False), default=None,
                      help="Cloud mask or QA band aligned with the DATA raster; chips labelled clear/cloudy."),
-        click.option("--cloudy-if", type=float, default=0.05, show_default=True,
+        click.option("--cloudy-if", type=options.FiniteFloatRange(0, 1, min_open=True), default=0.05, show_default=True,
                      help="A chip is cloudy when cloud covers at least this share of its pixels."),
         click.option("--qa-bits", default="14,15", show_default=True,
                      help="Bits LOW,HIGH of the QA band holding cloud confidence (Landsat-8 BQA), or none for a "
                           "0/1 mask."),
-        click.option("--qa-value", type=int, default=3, show_default=True, help="QA bit value meaning cloud."),
+        click.option("--qa-value", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="QA bit value meaning cloud."),
         click.option("--labels", "label_source", type=options.InputPath(dir_okay=False), default=None,
                      help="Label raster or polygons; each chip gets the majority class of its labelled pixels."),
         click.option("--class-field", default=None, help="Polygon property naming the class (with --labels)."),
-        click.option("--min-labelled", type=float, default=0.5, show_default=True,
+        click.option("--min-labelled", type=options.FiniteFloatRange(0, 1), default=0.5, show_default=True,
                      help="Chips with less of their pixels labelled are left out (with --labels)."),
-        click.option("--multi-label-min", type=float, default=None,
+        click.option("--multi-label-min", type=options.FiniteFloatRange(0, 1, min_open=True), default=None,
                      help="Multi-label chips: every class covering this share of the labelled pixels."),
         options.bands_opt,
         click.option("--band-names", default=None, help="Comma-separated band names, e.g. blue,green,red,nir."),
@@ -76,17 +80,18 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Local weights file (timm state dict) to start from; its backbone is detected."),
         click.option("--normalization", type=click.Choice(NORM_CHOICES), default="dataset", show_default=True,
                      help="Training-data band statistics, or per image (for other sensors / DN vs reflectance)."),
-        click.option("--block-chips", type=float, default=2.0, show_default=True,
+        click.option("--block-chips", type=options.FiniteFloatRange(0, min_open=True), default=2.0, show_default=True,
                      help="Spatial blocks of the split, in chip widths (georeferenced chips)."),
-        click.option("--max-epochs", type=int, default=None, help="Most epochs per candidate [40; cloud train: 30]."),
-        click.option("--patience", type=int, default=None,
+        click.option("--max-epochs", type=click.IntRange(min=1), default=None,
+                     help="Most epochs per candidate [40; cloud train: 30]."),
+        click.option("--patience", type=click.IntRange(min=1), default=None,
                      help="Epochs without validation gain before a candidate stops [6; cloud train: 30]."),
         click.option("--lr-search/--no-lr-search", default=None,
                      help="After one run per backbone, try learning rates around the best while time is left "
                           "[on; cloud train: off]."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed (split and training)."),
-        click.option("--threads", default="auto", show_default=True,
-                     help="CPU threads for training: a number, or auto (the cores other processes leave free)."),
+        click.option("--seed", type=options.SEED, default=0, show_default=True,
+                     help="Random seed (split and training)."),
+        options.threads_opt,
         options.device_opt,
         options.overwrite_opt,
     ]

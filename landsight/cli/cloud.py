@@ -35,7 +35,8 @@ def train(data: str, **kw: Any) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(), help="CSV: one row per chip, cloudy or not.")
 @click.option("--mask", type=click.Path(), default=None,
               help="For one raster input: a raster aligned with it, 1 on clear chips, 0 on cloudy ones.")
-@click.option("--threshold", type=float, default=None, help="P(cloudy) from which a chip is cloudy [0.5].")
+@click.option("--threshold", type=options.FiniteFloatRange(0, 1), default=None,
+              help="P(cloudy) from which a chip is cloudy [0.5].")
 @options.bands_opt
 @options.device_opt
 @options.overwrite_opt

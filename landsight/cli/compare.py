@@ -23,17 +23,17 @@ from landsight.compare import MatchParams, TileGrid, compare_prediction
 @click.option("--zoom", type=click.IntRange(0, 24), default=18, show_default=True, help="XYZ zoom level.")
 @click.option("--tile-size", type=click.IntRange(1), default=256, show_default=True,
               help="Regular grid tile size in pixels.")
-@click.option("--qod-threshold", type=click.FloatRange(0, 100), default=80.0, show_default=True,
+@click.option("--qod-threshold", type=options.FiniteFloatRange(0, 100), default=80.0, show_default=True,
               help="Tiles with a QoD below this are listed as worst tiles.")
-@click.option("--iou-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--iou-threshold", type=options.FiniteFloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="A feature is confirmed at this IoU or more (and no shift).")
-@click.option("--max-shift", type=click.FloatRange(0), default=None,
+@click.option("--max-shift", type=options.FiniteFloatRange(0), default=None,
               help="Metres to search for a displaced feature [default: max(10 m, 10 px)].")
-@click.option("--tolerance", type=click.FloatRange(0), default=None,
+@click.option("--tolerance", type=options.FiniteFloatRange(0), default=None,
               help="Offsets up to this many metres are not a shift [default: 2 px].")
-@click.option("--min-area", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--min-area", type=options.FiniteFloatRange(0), default=0.0, show_default=True,
               help="Ignore predicted polygons and missing pieces smaller than this (m²).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--threshold", type=options.FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Foreground probability threshold for 1-band probability rasters.")
 @options.overwrite_opt
 def compare(pred: str, labels: str, output: str, class_name: str | None, image: str | None, grid: str, zoom: int,

@@ -27,7 +27,7 @@ def dataset() -> None:
 @options.unlabelled_opt
 @click.option("--chip-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Training chip size in pixels.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--val-fraction", default=0.2, show_default=True, type=options.FiniteFloatRange(0, 1, max_open=True),
               help="Fraction of the image held out in validation blocks.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON to this file.")

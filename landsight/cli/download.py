@@ -25,9 +25,9 @@ from landsight.errors import ConfigError
               help="Tile width and height in pixels (asked of a WMS, checked for XYZ).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Requests in flight at once.")
-@click.option("--rate", type=click.FloatRange(min=0.01), default=None,
+@click.option("--rate", type=options.FiniteFloatRange(min=0.01), default=None,
               help="At most this many requests per second (retries included); default: no limit.")
-@click.option("--timeout", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+@click.option("--timeout", type=options.FiniteFloatRange(min=0.01), default=30.0, show_default=True,
               help="Seconds to wait for each response.")
 @click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True,
               help="Retries of a tile after a timeout, connection error, truncated body, 429 or 5xx.")

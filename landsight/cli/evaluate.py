@@ -21,7 +21,7 @@ from landsight.evaluate import evaluate_prediction
 @options.class_field_opt
 @options.config_opt
 @options.unlabelled_opt
-@click.option("--bounds", nargs=4, type=float, default=None, metavar="LEFT BOTTOM RIGHT TOP",
+@click.option("--bounds", nargs=4, type=options.FiniteFloatRange(), default=None, metavar="LEFT BOTTOM RIGHT TOP",
               help="Evaluate only inside these bounds, in PREDICTION's CRS (e.g. a held-out area).")
 @options.overwrite_opt
 def evaluate(prediction: str, labels: str, output: str, class_field: str | None, config_path: str | None,

@@ -11,14 +11,13 @@ from landsight.cli import options
 @options.model_arg
 @click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False), help="ONNX file to write.")
 @click.option("--int8", is_flag=True, help="Quantize weights to int8 (dynamic quantization): smaller, less exact.")
-@click.option("--batch-size", type=int, default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Chips per batch for the check and the throughput measurement (segmentation: /8).")
-@click.option("--bench-seconds", type=float, default=2.0, show_default=True,
+@click.option("--bench-seconds", type=options.FiniteFloatRange(0, min_open=True), default=2.0, show_default=True,
               help="Time each runtime for at least this long.")
-@click.option("--threads", default="auto", show_default=True,
-              help="CPU threads for both runtimes: a number, or auto (the cores other processes leave free).")
+@options.threads_opt
 @options.overwrite_opt
-def export(model: str, onnx_path: str, int8: bool, batch_size: int, bench_seconds: float, threads: str,
+def export(model: str, onnx_path: str, int8: bool, batch_size: int, bench_seconds: float, threads: int | str,
            overwrite: bool) -> None:
     """Export MODEL to ONNX with its bands, normalization and classes in the ONNX metadata; check onnxruntime
     against PyTorch and print sizes and CPU throughput of both."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
@@ -17,6 +18,36 @@ class InputPath(click.Path):
         register_input(path)
         return path
 
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses nan and inf: nan passes every range comparison, then spoils results."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class ThreadCount(click.ParamType):
+    """A number of CPU threads (at least 1), or "auto"."""
+
+    name = "threads"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto":
+            return value
+        try:
+            count = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number of threads nor auto.", param, ctx)
+        if count < 1:
+            self.fail(f"{count} thread(s): give at least 1, or auto.", param, ctx)
+        return count
+
+
+SEED = click.IntRange(0, 2**31 - 1)
+"""Random seeds: what every random generator landsight seeds (Python, NumPy, torch) accepts."""
 
 overwrite_opt = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 image_arg = click.argument("image", type=InputPath(dir_okay=False))
@@ -37,7 +68,9 @@ bands_opt = click.option("--bands", default=None, help="Comma-separated 1-based 
 device_opt = click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
                           help="Where to run the model.")
 model_arg = click.argument("model", type=InputPath(dir_okay=False))
-window_opt = click.option("--window", type=int, default=1024, show_default=True,
+window_opt = click.option("--window", type=click.IntRange(min=32), default=1024, show_default=True,
                           help="Inference window in px (multiple of 32); larger is faster, memory grows with it.")
-overlap_opt = click.option("--overlap", type=int, default=128, show_default=True,
+overlap_opt = click.option("--overlap", type=click.IntRange(min=0), default=128, show_default=True,
                            help="Overlap of neighbouring windows in px (blended: no seams).")
+threads_opt = click.option("--threads", type=ThreadCount(), default="auto", show_default=True,
+                           help="CPU threads: a number, or auto (the cores other processes leave free).")

@@ -30,24 +30,24 @@ def pipeline() -> None:
                    "(needs the environment made by scripts/flink-env.sh).")
 @options.window_opt
 @options.overlap_opt
-@click.option("--batch-size", type=int, default=1, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Windows per forward pass (1024 px windows are large: more mostly costs memory).")
 @options.bands_opt
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
               help="Where workers run the models.")
-@click.option("--simplify", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--simplify", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Polygon simplification tolerance, in the mask's CRS units.")
-@click.option("--min-area", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-area", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Drop polygons smaller than this, in m².")
 @click.option("--polygon-crs", default="EPSG:4326", show_default=True, help="CRS of the GeoJSON sequence.")
 @click.option("--polygons/--no-polygons", default=True, show_default=True,
               help="Write polygons (KEY.geojsonl); without them `landsight vectorize` can make them later.")
 @click.option("--streaming", is_flag=True, help="Watch --input and process rasters as they arrive.")
-@click.option("--stop-after", type=click.FloatRange(min=0), default=None,
+@click.option("--stop-after", type=options.FiniteFloatRange(min=0), default=None,
               help="Streaming: stop watching after this many seconds, finish in-flight rasters and exit.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+@click.option("--poll-interval", type=options.FiniteFloatRange(min=0.1), default=2.0, show_default=True,
               help="Streaming: seconds between listings of the watched folder.")
-@click.option("--window-seconds", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+@click.option("--window-seconds", type=options.FiniteFloatRange(min=0.1), default=10.0, show_default=True,
               help="Streaming: fixed windows of time within which arriving rasters are batched.")
 @click.option("--parallelism", type=click.IntRange(min=1), default=1, show_default=True,
               help="Flink engine: parallelism of the mini-cluster.")

@@ -17,7 +17,7 @@ from landsight.imagery.bands import parse_band_indexes
               help="Write one band per class with probabilities scaled to 0..250 instead of class values.")
 @options.window_opt
 @options.overlap_opt
-@click.option("--batch-size", type=int, default=1, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Windows per forward pass (1024 px windows are large: more mostly costs memory).")
 @options.bands_opt
 @options.device_opt

@@ -32,18 +32,18 @@ log = logging.getLogger(__name__)
 @options.overlap_opt
 @click.option("--max-batch", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Windows per forward pass across concurrent requests (1: no dynamic batching).")
-@click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
+@click.option("--max-wait-ms", type=options.FiniteFloatRange(0, 1000), default=5.0, show_default=True,
               help="How long a forward pass waits for its batch to fill.")
 @click.option("--max-queue", type=click.IntRange(1, 100_000), default=64, show_default=True,
               help="Windows waiting per model before requests are answered 503.")
 @click.option("--max-requests", type=click.IntRange(1, 10_000), default=64, show_default=True,
               help="Predict requests worked on at once; more are answered 503.")
-@click.option("--max-body-mb", type=click.FloatRange(0.001, 4096), default=64, show_default=True,
+@click.option("--max-body-mb", type=options.FiniteFloatRange(0.001, 4096), default=64, show_default=True,
               help="Largest request body in MiB (413 beyond).")
 @click.option("--max-pixels", type=click.IntRange(1), default=4096 * 4096, show_default=True,
               help="Largest image in pixels (413 beyond, checked from the header).")
 @click.option("--max-bands", type=click.IntRange(1, 4096), default=32, show_default=True, help="Most bands.")
-@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=60, show_default=True,
+@click.option("--timeout", type=options.FiniteFloatRange(0.1, 3600), default=60, show_default=True,
               help="Seconds a request may take (504 beyond).")
 @click.option("--tile-cache", type=click.IntRange(0), default=512, show_default=True,
               help="Tiles kept in memory (about 64 KiB each).")

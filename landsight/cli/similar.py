@@ -17,7 +17,8 @@ def similar() -> None:
 @options.model_arg
 @click.argument("chips", nargs=-1, required=True, type=options.InputPath())
 @options.output_opt
-@click.option("-k", type=int, default=5, show_default=True, help="k of the leave-one-out precision@k printed when "
+@click.option("-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="k of the leave-one-out precision@k printed when "
               "the chips sit in class folders.")
 @options.bands_opt
 @options.device_opt
@@ -41,7 +42,7 @@ def index(model: str, chips: tuple[str, ...], output: str, k: int, bands: str | 
 @similar.command()
 @click.argument("index_path", metavar="INDEX", type=options.InputPath(exists=True, dir_okay=False))
 @click.argument("image", type=options.InputPath(exists=True, dir_okay=False))
-@click.option("-k", type=int, default=10, show_default=True, help="Number of results.")
+@click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of results.")
 @click.option("--model", "model_path", default=None, type=options.InputPath(dir_okay=False),
               help="MODEL that built the index [the path stored in it].")
 @click.option("--html", default=None, type=click.Path(dir_okay=False), help="Write an HTML strip of thumbnails.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import click
 
@@ -11,6 +12,19 @@ from landsight.cli.remote import image_path, stac_options
 from landsight.config import class_table_for, load_dataset_config, load_train_config
 from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
+
+
+def _class_weights(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    """--class-weights as numbers: finite, >= 0 and not all 0."""
+    if value is None:
+        return None
+    try:
+        weights = tuple(float(w) for w in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give one number per class, comma-separated, e.g. 1,4") from None
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise click.BadParameter(f"{value!r}: weights must be finite and >= 0, and not all 0")
+    return weights
 
 
 @click.command()
@@ -23,26 +37,33 @@ from landsight.imagery.bands import parse_band_indexes
 @options.config_opt
 @click.option("--model-config", type=options.InputPath(exists=True, dir_okay=False), default=None,
               help="YAML of training settings (see configs/model-*.yaml); flags override it.")
-@click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping may end sooner).")
-@click.option("--chip-size", type=int, default=None, help="Chip size in pixels, a multiple of 32 [256].")
-@click.option("--batch-size", type=int, default=None, help="Chips per batch [8].")
-@click.option("--chips-per-epoch", type=int, default=None, help="Random chips drawn per epoch [64].")
-@click.option("--lr", type=float, default=None, help="Peak learning rate of the one-cycle schedule [1e-3].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Maximum epochs (early stopping may end sooner).")
+@click.option("--chip-size", type=click.IntRange(min=32), default=None,
+              help="Chip size in pixels, a multiple of 32 [256].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Chips per batch [8].")
+@click.option("--chips-per-epoch", type=click.IntRange(min=1), default=None, help="Random chips drawn per epoch [64].")
+@click.option("--lr", type=options.FiniteFloatRange(0, min_open=True), default=None,
+              help="Peak learning rate of the one-cycle schedule [1e-3].")
 @click.option("--arch", default=None, help="unet, unetplusplus, fpn or deeplabv3plus [unet].")
 @click.option("--encoder", default=None, help="timm encoder name [tf_efficientnet_lite0].")
 @click.option("--weights", default=None,
               help="Encoder init: imagenet (shipped EfficientNet-Lite weights), none, or a local file [imagenet].")
 @click.option("--loss", default=None, help="ce, dice, lovasz, ce+dice or ce+lovasz [ce+dice].")
-@click.option("--class-weights", default=None, help="Comma-separated cross-entropy weight per class.")
-@click.option("--val-fraction", type=float, default=None, help="Share of blocks held out for validation [0.2].")
-@click.option("--patience", type=int, default=None, help="Epochs without validation mIoU gain before stopping [8].")
-@click.option("--seed", type=int, default=None, help="Random seed [0].")
-@click.option("--ensemble", type=int, default=None,
+@click.option("--class-weights", default=None, callback=_class_weights,
+              help="Comma-separated cross-entropy weight per class.")
+@click.option("--val-fraction", type=options.FiniteFloatRange(0, 1, max_open=True), default=None,
+              help="Share of blocks held out for validation [0.2].")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Epochs without validation mIoU gain before stopping [8].")
+@click.option("--seed", type=options.SEED, default=None, help="Random seed [0].")
+@click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="Train this many models from seeds SEED, SEED+1, ... and average their probabilities [1]: "
                    "N times the training time, steadier results on small datasets.")
-@click.option("--bounds", nargs=4, type=float, default=None,
+@click.option("--bounds", nargs=4, type=options.FiniteFloatRange(), default=None,
               help="Train only inside LEFT BOTTOM RIGHT TOP (image CRS), e.g. to keep an area unseen.")
-@click.option("--max-minutes", type=float, default=None, help="Stop after this much training time.")
+@click.option("--max-minutes", type=options.FiniteFloatRange(0, min_open=True), default=None,
+              help="Stop after this much training time.")
 @click.option("--restart", is_flag=True, help="Ignore a resume state left by an interrupted run.")
 @options.bands_opt
 @options.device_opt
@@ -51,7 +72,7 @@ from landsight.imagery.bands import parse_band_indexes
 def train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
           background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
           bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: str | None,
+          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: tuple[float, ...] | None,
           **settings: object) -> None:
     """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file).
 
@@ -70,15 +91,14 @@ def train(image: str | None, labels: str | None, output: str, class_field: str |
 def _train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
            background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
            bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-           overwrite: bool, class_weights: str | None, **settings: object) -> None:
+           overwrite: bool, class_weights: tuple[float, ...] | None, **settings: object) -> None:
     from landsight.train.segmentation import train_segmentation
 
     dataset = load_dataset_config(config_path) if config_path else None
     pairs = [(image, labels)] if image and labels else list(dataset.pairs if dataset else [])
     if not pairs:
         raise ConfigError("give IMAGE and LABELS, or a --config dataset file with 'pairs'")
-    weights = [float(w) for w in class_weights.split(",")] if class_weights else None
-    config = load_train_config(model_config, class_weights=weights, **settings)
+    config = load_train_config(model_config, class_weights=class_weights, **settings)
     if dataset is not None and dataset.background is False:
         background = False
     table, field = class_table_for(pairs[0][0], pairs[0][1], config_path, class_field, class_name, background)

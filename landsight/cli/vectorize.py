@@ -11,11 +11,11 @@ from landsight.vectorize import vectorize_mask
 @click.command()
 @click.argument("mask", type=options.InputPath(dir_okay=False))
 @options.output_opt
-@click.option("--simplify", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--simplify", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Simplification tolerance in the mask's CRS units (topology preserved); 0 keeps every vertex.")
 @click.option("--pixel-edges", is_flag=True,
               help="Keep the exact pixel edges (staircases) instead of cutting pixel corners into straight lines.")
-@click.option("--min-area", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--min-area", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Drop polygons smaller than this, in m² (CRS units² for projected masks).")
 @click.option("--crs", "dst_crs", default=None, help="Output CRS, e.g. EPSG:4326 (default: the mask's CRS).")
 @click.option("--block", default=1024, show_default=True, type=click.IntRange(min=16),
