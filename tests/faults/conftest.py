@@ -242,10 +242,12 @@ class Zygote:
         return self._answer()
 
     def spawn(self, args: list[object], cwd: Path, log: Path, fsize: int | None = None,
-              mounts: list[tuple[str, str, str]] = (), report: Path | None = None) -> int:
+              mounts: list[tuple[str, str, str]] = (), report: Path | None = None,
+              env: dict[str, str] | None = None) -> int:
         """Start `landsight ARGS` in `cwd` (see zygote.py); returns its pid, also its process group."""
         return int(self._ask(op="spawn", args=[str(a) for a in args], cwd=str(cwd), log=str(log), fsize=fsize,
-                             mounts=[list(m) for m in mounts], report=str(report) if report else None)["pid"])
+                             mounts=[list(m) for m in mounts], report=str(report) if report else None,
+                             env=env or {})["pid"])
 
     def wait(self, pid: int) -> int:
         """Exit status of child `pid` (negative: the signal that killed it)."""

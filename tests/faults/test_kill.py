@@ -5,7 +5,8 @@ resume states, work folders or spilled windows).
 Each command runs in a folder of its own (the same path every time, so paths written into outputs agree) as a child
 of the zygote, which imported everything before forking: a kill point is a delay after the start of the command's own
 work, a seeded random fraction of the uninterrupted run's time. Whatever a killed run left under a final name must
-be complete.
+be complete. Every run gets the same SOURCE_DATE_EPOCH, the reproducible-builds convention landsight follows for the
+creation time it records; nothing else is set aside.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ KILLS = 5
 """Kill points per command."""
 SEED = 10
 """Seed of the kill points."""
+ENV = {"SOURCE_DATE_EPOCH": "1700000000"}
+"""The creation time recorded in outputs (see the module's docstring)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +82,7 @@ def kill_and_rerun(zygote: Zygote, job: Job, folder: Path, seed: int) -> None:
     """One uninterrupted run, then KILLS times: start, SIGKILL after a random share of its time, rerun, compare."""
     folder.mkdir()
     started = time.monotonic()
-    reference = zygote.run(job.args, folder)
+    reference = zygote.run(job.args, folder, env=ENV)
     seconds = time.monotonic() - started
     assert reference.rc == 0, reference.output
     expected = tree(folder)
@@ -88,7 +91,7 @@ def kill_and_rerun(zygote: Zygote, job: Job, folder: Path, seed: int) -> None:
     for point in range(KILLS):
         _clear(folder)
         delay = rng.uniform(0.05, 0.95) * seconds
-        pid = zygote.spawn(job.args, folder, folder.parent / f"killed-{point}.log")
+        pid = zygote.spawn(job.args, folder, folder.parent / f"killed-{point}.log", env=ENV)
         time.sleep(delay)
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -96,7 +99,7 @@ def kill_and_rerun(zygote: Zygote, job: Job, folder: Path, seed: int) -> None:
             pass
         killed += zygote.wait(pid) == -signal.SIGKILL
         job.check_complete(folder)
-        rerun = zygote.run(job.args, folder)
+        rerun = zygote.run(job.args, folder, env=ENV)
         assert rerun.rc == 0, f"rerun after a kill at {delay:.2f} s:\n{rerun.output}"
         problems += [f"kill at {delay:.2f} s of {seconds:.2f} s: {d}" for d in differences(expected, tree(folder))]
     assert killed >= KILLS - 2, f"only {killed} of {KILLS} runs were killed before they finished"

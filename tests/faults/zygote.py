@@ -5,12 +5,12 @@ interpreter costs about 8 s of imports on 2 cores, a fork a few milliseconds. Re
 stdin / stdout:
 
     {"op": "spawn", "args": [...], "cwd": DIR, "log": FILE, "fsize": BYTES | null, "mounts": [[KIND, PATH, OPT]],
-     "report": FILE | null}                                  -> {"pid": PID}
+     "report": FILE | null, "env": {NAME: VALUE}}            -> {"pid": PID}
     {"op": "wait", "pid": PID}                               -> {"rc": EXIT_STATUS}   (negative: killed by a signal)
 
 A child starts its own session (kill it with `os.killpg(pid, SIGKILL)`), writes stdout and stderr to `log`, applies
 the file-size limit (SIGXFSZ ignored, so writes fail with EFBIG) and the mounts in a private mount namespace
-(`["ro", PATH, ""]` a read-only bind mount of PATH, `["tmpfs", PATH, "size=64k"]` a small tmpfs), runs
+(`["ro", PATH, ""]` a read-only bind mount of PATH, `["tmpfs", PATH, "size=4k"]` a small tmpfs), sets `env`, runs
 `landsight ARGS` and, with `report`, writes the recursive listing of every mount point there (a tmpfs vanishes with
 the child). A child that cannot set up its mounts exits with MOUNT_FAILED.
 """
@@ -87,6 +87,7 @@ def _run(request: dict) -> int:
         print(f"zygote: cannot set up mounts: {exc}", file=sys.stderr)
         return MOUNT_FAILED
     os.chdir(request["cwd"])
+    os.environ.update(request.get("env") or {})
     if request.get("fsize"):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (request["fsize"], resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
