@@ -42,7 +42,7 @@ from rasterio.transform import from_bounds
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 S2 = Path(__file__).parent / "data" / "sentinel2-coast" / "s2-crop.tif"
-HOLD_S = 1.5
+HOLD_S = 6.0
 """How long a `timeout` fault holds the connection before closing it (clients use a shorter --timeout)."""
 SLOW_S = 0.2
 _MIME = {"image/png": "PNG", "image/jpeg": "JPEG", "image/tiff": "GTiff", "image/geotiff": "GTiff"}

@@ -69,7 +69,7 @@ def test_download_under_faults_reports_each_then_resumes_byte_identical(invoke, 
     server.faults.update({_key(source.url(c)): list(f) for c, f in plan.items()})
     out = tmp_path / "tiles"
     args = ["download", "--xyz", template, "--cover", tmp_path / "cover.csv", "-o", out, "--format", "png",
-            "--rate", "100", "--timeout", "1", "--retries", "2", "--concurrency", "8"]
+            "--rate", "100", "--timeout", "4", "--retries", "2", "--concurrency", "8"]
 
     started = time.monotonic()
     first = invoke(*args)
