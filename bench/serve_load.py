@@ -116,30 +116,34 @@ def rss_mb(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=200, help="Requests per concurrency level.")
-    parser.add_argument("--rss-requests", type=int, default=10_000, help="Requests for the memory check.")
+    parser.add_argument("--requests", type=int, default=200, help="Requests per concurrency level (0: none).")
+    parser.add_argument("--rss-requests", type=int, default=10_000, help="Requests for the memory check (0: none).")
     parser.add_argument("--no-write", action="store_true", help="Do not update BENCHMARKS.md.")
     args = parser.parse_args()
     model = model_4band(OUT / "lite0-4band-untrained.pt")
     body = body_4band(OUT / "rgbn-256.tif")
+    servers = {max_batch: (port, start_server(model, port, max_batch)) for max_batch, port in
+               ((1, free_port()), (8, free_port()))}
+    urls = {b: f"http://127.0.0.1:{port}/v1/models/{model.stem}/predict" for b, (port, _) in servers.items()}
     rows, rss = [], {}
-    for max_batch in (1, 8):
-        port = free_port()
-        proc = start_server(model, port, max_batch)
-        url = f"http://127.0.0.1:{port}/v1/models/{model.stem}/predict"
-        try:
+    try:
+        for url in urls.values():
             asyncio.run(load(url, body, 4, 20))  # warm-up
-            for clients in LEVELS:
+        # off and on back to back at each level, so that other work on the machine affects both alike
+        for clients in LEVELS if args.requests else ():
+            for max_batch, url in urls.items():
                 r = asyncio.run(load(url, body, clients, args.requests))
                 rows.append((max_batch, clients, r))
                 print(max_batch, clients, r, flush=True)
-            if max_batch == 8 and args.rss_requests:
-                asyncio.run(load(url, body, 8, 1000))
-                rss["1000"] = rss_mb(proc.pid)
-                asyncio.run(load(url, body, 8, args.rss_requests - 1000))
-                rss[str(args.rss_requests)] = rss_mb(proc.pid)
-                print("rss", rss, flush=True)
-        finally:
+        if args.rss_requests:
+            pid = servers[8][1].pid
+            asyncio.run(load(urls[8], body, 8, 1000))
+            rss["1000"] = rss_mb(pid)
+            asyncio.run(load(urls[8], body, 8, args.rss_requests - 1000))
+            rss[str(args.rss_requests)] = rss_mb(pid)
+            print("rss", rss, flush=True)
+    finally:
+        for _, proc in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
     write(args, rows, rss)
@@ -164,11 +168,12 @@ def write(args: argparse.Namespace, rows: list, rss: dict[str, float]) -> None:
             f"{', '.join(flags)}; load average at the end {os.getloadavg()[0]:.1f} (other work shares these cores).\n"
             "Request: POST /v1/models/NAME/predict, a 256x256 4-band uint8 GeoTIFF (RGBN sample crop), answered "
             "with a COG class mask; EfficientNet-Lite0 U-Net on CPU; server and Python load generator (httpx) on "
-            f"the same machine over 127.0.0.1; {args.requests} requests per row.\n\n" + "\n".join(table) + "\n"
-            + memory)
+            f"the same machine over 127.0.0.1; {args.requests} requests per row.\n\n"
+            + ("\n".join(table) + "\n" if rows else "") + memory)
     print(body)
     if not args.no_write:
-        replace_section(Path(__file__).resolve().parent.parent / "BENCHMARKS.md", "Serve load (loopback)", body)
+        title = "Serve load (loopback)" + ("" if rows else ", memory")
+        replace_section(Path(__file__).resolve().parent.parent / "BENCHMARKS.md", title, body)
 
 
 if __name__ == "__main__":
