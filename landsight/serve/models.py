@@ -12,7 +12,8 @@ import numpy as np
 from landsight.errors import CheckpointError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
-from landsight.models.model_file import ModelFile, file_sha256
+from landsight.models.model_file import ModelFile
+from landsight.provenance import file_digest
 
 Infer = Callable[[np.ndarray], np.ndarray]
 """(N, C, H, W) float32 -> (N, classes, H, W) probabilities (segmentation) or (N, classes) (classification)."""
@@ -84,5 +85,5 @@ def _load_onnx(name: str, path: str | Path) -> ServedModel:
         normalization=Normalization.from_dict(meta["normalization"]), classes=ClassTable.from_list(meta["classes"]),
         chip_size=int(meta["chip_size"]), state_dict={}, task=onnx.task, options=meta.get("options", {}),
         landsight_version=meta.get("landsight_version", "?"), created=meta.get("created", ""),
-        sha256=file_sha256(path))
+        sha256=file_digest(path))
     return ServedModel(name, model_file, "onnx", lambda batch: _softmax(onnx.logits(batch)))

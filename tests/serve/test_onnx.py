@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from landsight.models.model_file import file_sha256
+from landsight.provenance import file_digest
 from landsight.serve import ServeConfig, create_app
 from tests.serve.conftest import read_tif, run, running
 
@@ -24,7 +24,7 @@ def test_onnx_backend_answers_like_predict(quick_model, crop, tmp_path):
         meta = httpx.get(f"{base}/v1/models/buildings").json()
         answer = httpx.post(f"{base}/v1/models/buildings/predict", content=crop.read_bytes(),
                             headers={"Content-Type": "image/tiff"}, timeout=120)
-    assert meta["backend"] == "onnx" and meta["sha256"] == file_sha256(onnx_path)
+    assert meta["backend"] == "onnx" and meta["sha256"] == file_digest(onnx_path)
     assert [c["name"] for c in meta["classes"]] == ["background", "building"]
     served, _ = read_tif(answer.content, tmp_path / "served.tif")
     expected, _ = read_tif(reference.read_bytes(), tmp_path / "expected.tif")

@@ -7,17 +7,19 @@ import io
 import json
 import shutil
 import subprocess
+import warnings
 
 import httpx
 import numpy as np
 import pytest
 import rasterio
 from PIL import Image
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from landsight.models.model_file import file_sha256
 from landsight.predict import predict_raster
 from landsight.predict.predictor import Predictor
+from landsight.provenance import file_digest
 from landsight.serve import Batching, Limits, ServeConfig, create_app
 from tests.serve.conftest import SAMPLE, TOKEN, read_tif, run, running, write_crop
 
@@ -51,7 +53,7 @@ def test_geotiff_answer_equals_predict(server, quick_model, crop, tmp_path):
     assert (profile["crs"], profile["transform"], profile["nodata"]) == (
         ref_profile["crs"], ref_profile["transform"], ref_profile["nodata"])
     with rasterio.open(tmp_path / "served.tif") as src:
-        assert src.tags()["model_sha256"] == file_sha256(quick_model)
+        assert src.tags()["model_sha256"] == file_digest(quick_model)
     assert 0 < (served == 1).mean() < 1  # both classes present: the comparison means something
 
 
@@ -91,7 +93,8 @@ def test_png_body_without_georeferencing(server, quick_model, crop, tmp_path):
     with rasterio.open(crop) as src:
         pixels = src.read(1)
     scaled = (pixels.astype(np.float64) / max(1, pixels.max()) * 255).astype(np.uint8)
-    with rasterio.MemoryFile() as mem:
+    with warnings.catch_warnings(), rasterio.MemoryFile() as mem:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with mem.open(driver="PNG", width=256, height=256, count=1, dtype="uint8") as dst:
             dst.write(scaled, 1)
         body = mem.read()
@@ -140,7 +143,7 @@ def test_metadata_health_metrics_openapi(server, quick_model):
     models = httpx.get(f"{server}/v1/models", headers=AUTH).json()
     assert [m["name"] for m in models] == ["buildings"]
     meta = httpx.get(f"{server}/v1/models/buildings", headers=AUTH).json()
-    assert meta["sha256"] == file_sha256(quick_model) and meta["task"] == "segmentation"
+    assert meta["sha256"] == file_digest(quick_model) and meta["task"] == "segmentation"
     assert meta["bands"]["count"] == 1 if "count" in meta["bands"] else len(meta["bands"]["indexes"]) == 1
     assert [c["name"] for c in meta["classes"]] == ["background", "building"]
     assert len(meta["normalization"]["mean"]) == 1 and "per_class" in meta["metrics"]
