@@ -91,7 +91,7 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
     with open_raster(image) as src:
         split = blocked_split(src.width, src.height, chip_size, val_fraction)
         features = read_features(labels, src.crs)
-        check_overlap(features, tuple(src.bounds), image)
+        check_overlap(features, tuple(src.bounds), image, labels)
         values = class_values(features, table, field)
         counts, valid = count_pixels(src, features, values, IGNORE_VALUE if not background else 0, block)
         total = src.width * src.height

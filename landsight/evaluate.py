@@ -156,7 +156,7 @@ def _vector_truth(labels: str | Path, src: DatasetReader, table: ClassTable, fie
         raise LabelError(f"--background needs a class with value 0 in the prediction's classes {table.names}; "
                          "pass --ignore-unlabelled for sparse labels")
     features = read_features(labels, src.crs)
-    check_overlap(features, tuple(src.bounds), src.name)
+    check_overlap(features, tuple(src.bounds), src.name, labels)
     values = class_values(features, table, field)
     tree = shapely.STRtree(features.geometries)
     fill = 0 if background else IGNORE_VALUE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 import platform
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,15 @@ from typing import Any
 from landsight import __version__
 
 _CHUNK = 1 << 20
+
+
+def utc_now() -> str:
+    """The current UTC time in ISO format (seconds), or `SOURCE_DATE_EPOCH` when set, so that reruns and rebuilds
+    give byte-identical files (the reproducible-builds convention)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    moment = (datetime.datetime.fromtimestamp(int(epoch), datetime.UTC) if epoch.isdigit()
+              else datetime.datetime.now(datetime.UTC))
+    return moment.isoformat(timespec="seconds")
 
 
 def file_digest(path: str | Path) -> str:
@@ -39,7 +49,7 @@ def provenance(inputs: Mapping[str, dict[str, Any]], parameters: Mapping[str, An
     tags; None when unknown or no model was involved), `inputs`
     (from `describe_input`), `parameters`, the UTC creation time and the software versions."""
     return {
-        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created_utc": utc_now(),
         "model": model,
         "inputs": dict(inputs),
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in parameters.items()},

@@ -35,13 +35,15 @@ def burn(geometries: np.ndarray, values: np.ndarray, transform: Affine, shape: t
                                   all_touched=all_touched)
 
 
-def check_overlap(features: Features, bounds: tuple[float, float, float, float], image: str | Path) -> None:
-    """Raise LabelError when no feature intersects the image `bounds` (left, bottom, right, top)."""
+def check_overlap(features: Features, bounds: tuple[float, float, float, float], image: str | Path,
+                  labels: str | Path) -> None:
+    """Raise LabelError when no feature of `labels` intersects the image `bounds` (left, bottom, right, top)."""
     box = shapely.box(*bounds)
     if not shapely.intersects(features.geometries, box).any():
         lb = shapely.total_bounds(features.geometries).round(1).tolist()
-        raise LabelError(f"no label feature overlaps the image {image} (image bounds {[round(b, 1) for b in bounds]}, "
-                         f"label bounds {lb} in {features.crs}); are they of the same place?")
+        raise LabelError(f"no feature of the labels {labels} overlaps the image {image} (image bounds "
+                         f"{[round(b, 1) for b in bounds]}, label bounds {lb} in {features.crs}); are they of the "
+                         "same place?")
 
 
 def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, table: ClassTable,
@@ -56,7 +58,7 @@ def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, tab
     check_readable(image)
     with open_raster(image) as src:
         features = read_features(labels, src.crs)
-        check_overlap(features, tuple(src.bounds), image)
+        check_overlap(features, tuple(src.bounds), image, labels)
         values = class_values(features, table, field)
         tree = shapely.STRtree(features.geometries)
         fill = 0 if background else IGNORE_VALUE

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import importlib
+import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from landsight.imagery.bands import BandSpec, Normalization, checked_normalizati
 from landsight.labels.classes import ClassTable
 from landsight.models.ensemble import Ensemble
 from landsight.outputs import atomic_path
+from landsight.provenance import file_digest, utc_now
 from landsight.torch_utils import load_plain, nonfinite_tensors
 
 FORMAT = "landsight-model"
@@ -52,7 +51,7 @@ class ModelFile:
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     landsight_version: str = __version__
-    created: str = dataclasses.field(default_factory=lambda: creation_time())
+    created: str = dataclasses.field(default_factory=utc_now)
     sha256: str = ""
     members: int = 1
 
@@ -92,37 +91,24 @@ class ModelFile:
             raise CheckpointError(f"refusing to write {path}: weights {bad[:3]} hold NaN or Inf (training diverged); "
                                   "lower the learning rate or check the input for extreme values")
         checked_normalization(self.normalization, self.bands.names)
-        payload = {**self.metadata(), "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}}
+        # Metadata through JSON: the same values always pickle to the same bytes (no shared-object memo differences).
+        metadata = json.loads(json.dumps(self.metadata()))
+        payload = {**metadata, "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()}}
         with atomic_path(path, overwrite) as tmp:
             save_checked(payload, tmp)
-            digest = file_sha256(tmp)
+            digest = file_digest(tmp)
         self.sha256 = digest
         return digest
 
 
-def creation_time() -> str:
-    """ISO time a model file is made: now, or `SOURCE_DATE_EPOCH` when set (reproducible, byte-identical files)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = (datetime.datetime.fromtimestamp(int(epoch), datetime.UTC) if epoch and epoch.isdigit()
-              else datetime.datetime.now(datetime.UTC))
-    return moment.isoformat()
-
-
 def save_checked(payload: dict[str, Any], path: Path) -> None:
-    """`torch.save`, with a failed write (full disk, file-size limit) raised as OutputError naming `path`."""
+    """`torch.save` through a file handle (the archive's inner names do not depend on the file name, so equal
+    payloads give equal bytes); a failed write (full disk, file-size limit) raises OutputError naming `path`."""
     try:
-        torch.save(payload, path)
+        with open(path, "wb") as handle:
+            torch.save(payload, handle)
     except RuntimeError as exc:
         raise OutputError(f"cannot write {path}: {exc}; the disk may be full: free space and run again") from exc
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_model_file(path: str | Path, task: str | None = "segmentation") -> ModelFile:
@@ -147,7 +133,7 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
         state_dict=payload["state_dict"], task=payload["task"], training=payload.get("training", {}),
         metrics=payload.get("metrics", {}), options=payload.get("options", {}),
         landsight_version=payload.get("landsight_version", "?"),
-        created=payload.get("created", ""), sha256=file_sha256(path), members=payload.get("members", 1),
+        created=payload.get("created", ""), sha256=file_digest(path), members=payload.get("members", 1),
     )
     _check_values(path, model)
     return model

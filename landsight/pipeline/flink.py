@@ -51,9 +51,10 @@ def run_flink(inputs: str | Sequence[str], config: JobConfig, parallelism: int =
     """
     images = expand_inputs(inputs)
     stages.check_unique_keys(images)
+    interpreter = flink_python(python)
+    stages.load_model(config)  # refuse a bad model file before writing anything
     output_folder(config.out_dir, [i for i in images if not is_remote(i)])
     stages.clean_partials(config.out_dir)
-    interpreter = flink_python(python)
     with tempfile.TemporaryDirectory(prefix="landsight-flink-") as tmp:
         job = Path(tmp) / "job.json"
         job.write_text(json.dumps({"images": images, "config": json.loads(config.to_json()),

@@ -52,12 +52,12 @@ def run_pipeline(inputs: str | Sequence[str], config: JobConfig, runner: str = "
         poll_interval: streaming: seconds between directory listings.
         window_seconds: streaming: fixed windows of time within which files are batched.
     """
+    stages.load_model(config)  # fail early, with landsight's message, on a bad model file, before writing anything
     watched = [str(Path(watch_pattern(inputs)).parent)] if streaming else expand_inputs(inputs)
     output_folder(config.out_dir, [i for i in watched if not is_remote(i)])
     removed = stages.clean_partials(config.out_dir)
     if removed:
         log.info("removed %d partial file(s) left by an interrupted run", removed)
-    stages.load_model(config)  # fail early, with landsight's message, on a bad model file
     shipped, bands, digest = _gate_setup(config, gate)
     options = pipeline_options(runner, beam_args, streaming)
     pipeline = beam.Pipeline(options=options)

@@ -19,7 +19,6 @@ Every file is written to a temporary name and renamed, so a killed run leaves no
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import shutil
 import traceback
@@ -33,7 +32,7 @@ from landsight import __version__
 from landsight.errors import ConfigError, MissingExtraError, RasterError
 from landsight.imagery.bands import BandSpec, check_bands_match
 from landsight.imagery.io import open_raster, read_window
-from landsight.models.model_file import ModelFile, file_sha256, load_model_file
+from landsight.models.model_file import ModelFile, load_model_file
 from landsight.outputs import atomic_path
 from landsight.paths import child_path, safe_name
 from landsight.predict.predictor import Predictor
@@ -50,6 +49,7 @@ from landsight.predict.raster import (
     write_prediction,
 )
 from landsight.predict.stats import stats_rows, window_stats, write_stats_csv
+from landsight.provenance import file_digest, utc_now
 from landsight.vectorize import mask_features, write_geojson_seq
 
 
@@ -256,7 +256,7 @@ def load_gate(config: JobConfig) -> Gate | None:
 def gate_sha(config: JobConfig, gate: Gate | None) -> str | None:
     """Identity of the gate for completion markers: the gate file's sha256, or the injected object's type."""
     if config.cloud_model is not None:
-        return file_sha256(config.cloud_model)
+        return file_digest(config.cloud_model)
     return None if gate is None else f"{type(gate).__module__}.{type(gate).__qualname__}"
 
 
@@ -343,7 +343,7 @@ def write_stats(config: JobConfig, model_file: ModelFile, done: RasterDone, gate
     marker = {"image": done.plan.image, "job": _job_facts(config, model_file.sha256, gate_digest),
               "windows": done.plan.n_windows, "cloudy": len(done.cloudy), "landsight_version": __version__,
               "outputs": {k: str(v) for k, v in dataclasses.asdict(outputs).items() if k != "marker"},
-              "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+              "finished_utc": utc_now()}
     with atomic_path(outputs.marker, overwrite=True) as tmp:
         tmp.write_text(json.dumps(marker, indent=1))
     for stale in dead_letters(config.out_dir, done.key):
@@ -360,7 +360,7 @@ def dead_letter(out_dir: str | Path, image: str, stage: str, error: BaseExceptio
     if trace is None and isinstance(error, BaseException):
         trace = traceback.format_exception(error)
     record = {"image": image, "key": key, "stage": stage, "error": text, "traceback": "".join(trace or []),
-              "time_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+              "time_utc": utc_now()}
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return path

@@ -175,7 +175,8 @@ def _epoch_row(epoch: int, train_loss: float, val_loss: float | None, summary: d
     if summary is not None:
         row["val_miou"] = summary["mean_iou"]
         row.update({f"val_iou_{name}": s["iou"] for name, s in summary["per_class"].items()})
-    row.update(lr=lr, seconds=round(seconds, 1))
+    row["lr"] = lr
+    log.debug("epoch %d took %.1f s", epoch, seconds)
     return row
 
 
@@ -197,6 +198,7 @@ def _epoch(run: _Run, epoch: int, progress: Progress) -> tuple[dict[str, Any], d
     """Train one epoch on fresh random chips, then validate; returns (history row, validation summary)."""
     config = run.config
     t0 = time.monotonic()
+    torch.manual_seed(config.seed * 100_003 + epoch)  # dropout etc.: the same draws whether or not a run resumed
     chips = _epoch_chips(run.data, config.chips_per_epoch, random.Random(config.seed * 100_003 + epoch))
     task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=-(-len(chips) // config.batch_size))
     loader = _loader(run.data, chips, config, config.augment, config.seed + epoch)
@@ -254,6 +256,21 @@ def _setup(model: nn.Module, data: TrainingData, config: TrainConfig, device: to
     return _Run(model, data, config, device, loss_fn, optimizer, scheduler, val_loader)
 
 
+def _stopping(state: _State, config: TrainConfig, validating: bool, max_minutes: float | None) -> bool:
+    """Whether training is over: all epochs run, no validation gain for `patience` epochs, or the time budget spent.
+    Checked before each epoch, so a resumed run stops where the uninterrupted one did."""
+    if state.epoch >= config.epochs:
+        return True
+    if validating and state.bad_epochs >= config.patience:
+        log.info("early stop: no validation mIoU gain for %d epochs (best %.3f at epoch %d)",
+                 config.patience, state.best_score, state.best_epoch)
+        return True
+    if max_minutes is not None and state.elapsed > 60 * max_minutes:
+        log.info("time budget of %.1f min reached after epoch %d", max_minutes, state.epoch)
+        return True
+    return False
+
+
 def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch.device, resume_path: Path,
         curves_prefix: Path, restart: bool = False, max_minutes: float | None = None) -> FitResult:
     """Train `model` on `data`; keep the weights with the best validation mIoU; resume from `resume_path`."""
@@ -265,21 +282,15 @@ def fit(model: nn.Module, data: TrainingData, config: TrainConfig, device: torch
         log.info("resuming from %s after epoch %d", resume_path, state.epoch)
     started = time.monotonic() - state.elapsed
     with Progress(transient=True) as progress:
-        while state.epoch < config.epochs:
+        while not _stopping(state, config, run.val_loader is not None, max_minutes):
             row, summary = _epoch(run, state.epoch + 1, progress)
             _record(state, state.epoch + 1, row, summary, model)
             state.elapsed = time.monotonic() - started
-            _save_resume(resume_path, key, state, model, run.optimizer, run.scheduler)
+            # Curves first, resume state last: a run killed in between redoes the epoch and rewrites both.
             write_csv(state.history, curves_prefix.with_name(curves_prefix.name + "-metrics.csv"))
             plot_curves(state.history, curves_prefix.with_name(curves_prefix.name + "-curves.png"),
                         f"{config.arch}/{config.encoder}")
-            if run.val_loader is not None and state.bad_epochs >= config.patience:
-                log.info("early stop: no validation mIoU gain for %d epochs (best %.3f at epoch %d)",
-                         config.patience, state.best_score, state.best_epoch)
-                break
-            if max_minutes is not None and state.elapsed > 60 * max_minutes:
-                log.info("time budget of %.1f min reached after epoch %d", max_minutes, state.epoch)
-                break
+            _save_resume(resume_path, key, state, model, run.optimizer, run.scheduler)
     if state.best_state is None:
         raise CheckpointError(f"{resume_path} holds no trained epoch; pass --restart")
     bad = nonfinite_tensors(state.best_state)
