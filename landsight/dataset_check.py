@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyogrio
+import rasterio
 import shapely
 from rasterio import windows as rio_windows
 from rasterio.io import DatasetReader
@@ -20,7 +21,7 @@ from rich.progress import track
 
 from landsight.errors import LabelError
 from landsight.imagery.coverage import ValidCounter
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import GDAL_CACHE_MB, open_raster
 from landsight.imagery.windows import block_windows, blocked_split, count_train_positions
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap
@@ -88,7 +89,7 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
     if background and 0 not in table.values:
         raise LabelError(f"--background needs a class with value 0 in the class table {table.names}; add one named "
                          "'background' or pass --ignore-unlabelled")
-    with open_raster(image) as src:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(image) as src:
         split = blocked_split(src.width, src.height, chip_size, val_fraction)
         features = read_features(labels, src.crs)
         check_overlap(features, tuple(src.bounds), image, labels)

@@ -64,7 +64,7 @@ def test_refuses_to_overwrite_and_keeps_the_file(invoke, tmp_path, atlanta_image
     ("missing_image", "raster not found"),
     ("corrupt_image", "corrupt or truncated"),
     ("empty_labels", "no polygon features"),
-    ("elsewhere_labels", "no label feature overlaps"),
+    ("elsewhere_labels", "overlaps the image"),
     ("unknown_field", "label field 'nope' not found"),
 ])
 def test_bad_input_exits_2_with_a_message(invoke, tmp_path, atlanta_image, atlanta_labels, case, message):

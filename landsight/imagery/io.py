@@ -20,6 +20,10 @@ from landsight.outputs import output_errors
 
 log = logging.getLogger(__name__)
 
+GDAL_CACHE_MB = 128
+"""GDAL block cache in MB for commands that stream a whole raster: bounded so memory does not grow with the raster
+(GDAL's default is 5 % of RAM, and every block read or written stays cached)."""
+
 
 @contextlib.contextmanager
 def open_raster(path: str | Path) -> Iterator[DatasetReader]:

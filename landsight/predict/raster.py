@@ -29,6 +29,7 @@ from landsight import __version__
 from landsight.errors import ConfigError
 from landsight.imagery.bands import BandSpec, Normalization, check_bands_match
 from landsight.imagery.io import (
+    GDAL_CACHE_MB,
     check_readable,
     create_raster,
     open_raster,
@@ -52,8 +53,6 @@ DEFAULT_WINDOW = 1024
 DEFAULT_OVERLAP = 128
 """Overlap of neighbouring windows in px; blended so that each pixel comes from >= 64 px inside a window."""
 
-GDAL_CACHE_MB = 128
-"""GDAL block cache while writing predictions, in MB: bounded so memory does not grow with the raster."""
 
 PROBABILITY_SCALE = 250
 """Probabilities are stored as uint8 round(p * 250); 255 is nodata."""

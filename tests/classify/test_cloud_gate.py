@@ -76,7 +76,7 @@ def test_cloud_filter_on_chip_folders(gate_model, chip_dir, tmp_path):
 def test_cloud_train_needs_both_classes(tmp_path):
     result = run("cloud", "train", L8, "--cloud-mask", L8_QA, "--cloudy-if", "1.01", "--chip-size", "32",
                  "-o", tmp_path / "m.pt")
-    assert result.exit_code == 2 and "--cloudy-if" in result.output and "clear" in result.output
+    assert result.exit_code == 2 and "--cloudy-if" in result.output and "0<x<=1" in result.output
     with pytest.raises(LabelError):
         from landsight.classify.rules import ChipGrid, CloudRule, chips_from_cloud_mask
 
