@@ -137,10 +137,11 @@ def main() -> None:
                 print(max_batch, clients, r, flush=True)
         if args.rss_requests:
             pid = servers[8][1].pid
-            asyncio.run(load(urls[8], body, 8, 1000))
+            first = asyncio.run(load(urls[8], body, 8, 1000))
             rss["1000"] = rss_mb(pid)
-            asyncio.run(load(urls[8], body, 8, args.rss_requests - 1000))
+            rest = asyncio.run(load(urls[8], body, 8, args.rss_requests - 1000))
             rss[str(args.rss_requests)] = rss_mb(pid)
+            rss["errors"] = first["errors"] + rest["errors"]
             print("rss", rss, flush=True)
     finally:
         for _, proc in servers.values():
@@ -160,9 +161,9 @@ def write(args: argparse.Namespace, rows: list, rss: dict[str, float]) -> None:
                     if f in Path("/proc/cpuinfo").read_text().split()})
     memory = ""
     if rss:
-        (n1, r1), (n2, r2) = rss.items()
+        (n1, r1), (n2, r2), (_, errors) = rss.items()
         memory = (f"\nServer RSS (batching on) after {int(n1):,} requests: {r1:.0f} MiB; after {int(n2):,}: "
-                  f"{r2:.0f} MiB ({(r2 / r1 - 1) * 100:+.1f} %).\n")
+                  f"{r2:.0f} MiB ({(r2 / r1 - 1) * 100:+.1f} %); {errors:.0f} errors in those requests.\n")
     body = (f"Command: `.venv/bin/python -m bench.serve_load --requests {args.requests} --rss-requests "
             f"{args.rss_requests}` (commit {git_revision()}).\nMachine: {machine()}; instruction sets: "
             f"{', '.join(flags)}; load average at the end {os.getloadavg()[0]:.1f} (other work shares these cores).\n"
