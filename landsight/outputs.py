@@ -140,7 +140,7 @@ def atomic_path(path: str | Path, overwrite: bool = False, directory: bool = Fal
     try:
         with output_errors(final):
             final.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(final)
+            remove_stale_temporaries(final.parent, final.name)
             tmp = _temporary(final)
             if directory:
                 tmp.mkdir()
@@ -170,19 +170,18 @@ def _temporary(final: Path) -> Path:
     return Path(name)
 
 
-_TEMPORARY = re.compile(r"\.(?P<pid>\d+)-[^.]+\.part")
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.part")
+"""A temporary of `_temporary` (or a file derived from one): `.NAME.PID-RANDOM.part...`."""
 
 
-def remove_stale_temporaries(final: Path) -> list[Path]:
-    """Remove temporaries of `final` (and files derived from them) whose writing process is gone; return them."""
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the temporaries in `folder` (of output `name` only, if given), and files derived from them, whose
+    writing process is gone; return them. Those of running processes are kept."""
     removed = []
-    prefix = f".{final.name}."
     with contextlib.suppress(FileNotFoundError):
-        for entry in final.parent.iterdir():
-            if not entry.name.startswith(prefix):
-                continue
-            match = _TEMPORARY.match(entry.name[len(prefix) - 1:])
-            if match and not _alive(int(match["pid"])):
+        for entry in folder.iterdir():
+            match = _TEMPORARY.match(entry.name)
+            if match and (name is None or match["name"] == name) and not _alive(int(match["pid"])):
                 _remove(entry)
                 removed.append(entry)
     return removed

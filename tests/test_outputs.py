@@ -114,8 +114,9 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / f".prediction.tif.{pid}-abc.part.tif"
     for path in (*stale, live, other):
         path.write_text("x")
-    assert sorted(remove_stale_temporaries(out)) == sorted(stale)
+    assert sorted(remove_stale_temporaries(tmp_path, out.name)) == sorted(stale)
     assert live.exists() and other.exists()
+    assert remove_stale_temporaries(tmp_path) == [other] and live.exists()
 
 
 def _profile(width: int = 512) -> dict:

@@ -33,7 +33,7 @@ from landsight.errors import ConfigError, MissingExtraError, RasterError
 from landsight.imagery.bands import BandSpec, check_bands_match
 from landsight.imagery.io import open_raster, read_window
 from landsight.models.model_file import ModelFile, load_model_file
-from landsight.outputs import atomic_path
+from landsight.outputs import atomic_path, remove_stale_temporaries
 from landsight.paths import child_path, safe_name
 from landsight.predict.predictor import Predictor
 from landsight.predict.raster import (
@@ -212,9 +212,7 @@ def clean_partials(out_dir: str | Path) -> int:
     """Remove temporary files and spill folders a killed run left in `out_dir`; returns how many."""
     removed = 0
     for folder in (Path(out_dir), Path(out_dir) / "dead-letter"):
-        for path in folder.glob(".*.part*"):
-            path.unlink(missing_ok=True)
-            removed += 1
+        removed += len(remove_stale_temporaries(folder))
     for folder in (Path(out_dir) / ".spill").glob("*"):
         shutil.rmtree(folder, ignore_errors=True)
         removed += 1
