@@ -149,9 +149,13 @@ def atomic_path(path: str | Path, overwrite: bool = False, directory: bool = Fal
             if verify is not None:
                 verify(tmp)
             check_output(final, overwrite, directory)  # the world may have changed while the block ran
-            if final.is_dir() and not final.is_symlink():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            if final.is_dir() and not final.is_symlink():  # a folder: set the old one aside, then delete it
+                previous = _temporary(final)
+                os.replace(final, previous)
+                os.replace(tmp, final)
+                _remove(previous)
+            else:
+                os.replace(tmp, final)
     except OutputError as exc:
         if tmp is None or str(tmp) not in str(exc):
             raise

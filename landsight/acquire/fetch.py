@@ -145,11 +145,15 @@ def _complete(body: bytes) -> bool:
     return True
 
 
+IMAGE_DRIVERS = ["PNG", "JPEG", "GTiff", "WEBP"]
+"""The only GDAL drivers a downloaded body may be opened with: never one (such as VRT) whose file names other files."""
+
+
 def _decode(body: bytes) -> tuple[np.ndarray, str]:
     try:
-        with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with MemoryFile(body) as memfile, memfile.open() as src:
+            with MemoryFile(body) as memfile, memfile.open(driver=IMAGE_DRIVERS) as src:
                 return src.read(), src.driver
     except RasterioError as exc:
         raise Fault("truncated", f"not a whole image: it does not decode ({str(exc)[:120]})", True) from exc

@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import math
+import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -187,10 +189,22 @@ def stac_image(source: str, wanted: Sequence[str], area: Area | None, resampling
         bands = [dataclasses.replace(b, name=label) for b, label in zip(bands, labels, strict=True)]
     key = json.dumps([source, [dataclasses.astuple(b) for b in bands], area.geometry.wkt if area else None,
                       resampling])
-    folder = Path(tempfile.gettempdir()) / f"landsight-stac-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    folder.mkdir(exist_ok=True)
+    folder = _private_folder(f"landsight-stac-{os.getuid()}-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
     with remote_reads():
         vrt = folder / f"{safe_name(items[0].id)}.vrt"
         with atomic_path(vrt, overwrite=True) as tmp:
             build_vrt(bands, area, tmp, resampling)
         yield vrt
+
+
+def _private_folder(name: str) -> Path:
+    """A folder of this user's in the temporary directory (mode 0700); refuses one that another user or a link holds,
+    since whoever controls it could swap the VRTs read from it."""
+    folder = Path(tempfile.gettempdir()) / name
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise StacError(f"{folder} is not a private folder of this user (a link, another owner or open "
+                        "permissions); remove it and run again")
+    return folder

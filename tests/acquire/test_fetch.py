@@ -48,3 +48,20 @@ def test_retry_after_values():
     assert _retry_after("3") == 3.0 and _retry_after("-1") == 0.0
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: retry now
     assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_a_vrt_body_never_reads_local_files(tmp_path):
+    """A server answering 'image/png' with a VRT must not make landsight read the file the VRT names."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    secret = tmp_path / "secret.tif"
+    with rasterio.open(secret, "w", driver="GTiff", width=256, height=256, count=1, dtype="uint8", crs="EPSG:3857",
+                       transform=from_origin(0, 256, 1, 1)) as dst:
+        dst.write(np.full((1, 256, 256), 42, np.uint8))
+    vrt = (f'<VRTDataset rasterXSize="256" rasterYSize="256"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+           f'<SourceFilename relativeToVRT="0">{secret}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>'
+           f"</VRTRasterBand></VRTDataset>").encode()
+    with pytest.raises(Fault):
+        check_image(_response(200, vrt), vrt, (256, 256))
