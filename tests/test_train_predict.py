@@ -228,3 +228,11 @@ def test_multispectral_sparse_labels(tmp_path, image, labels, field, bands):
     with rasterio.open(out) as src:
         values = set(np.unique(src.read(1)))
     assert values <= set(load_model_file(model).classes.values)
+
+
+def test_train_keeps_a_users_file_named_like_its_curves(tmp_path, atlanta_image, atlanta_labels):
+    keep = tmp_path / "m-curves.png"
+    keep.write_bytes(b"my own plot")
+    result = run("train", atlanta_image, atlanta_labels, "-o", tmp_path / "m.pt", "--epochs", "1")
+    assert result.exit_code == 2 and "m-curves.png" in result.output and "--overwrite" in result.output
+    assert keep.read_bytes() == b"my own plot" and sorted(p.name for p in tmp_path.iterdir()) == ["m-curves.png"]

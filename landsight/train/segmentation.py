@@ -36,6 +36,7 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     of `max_minutes`) and saved as one `Ensemble`; finished members survive an interruption.
     """
     output = check_output(output, overwrite)
+    _check_side_outputs(output, config.ensemble, overwrite)
     work_dir = output.with_name(output.name + ".work")
     resuming = work_dir.exists()
     try:
@@ -76,6 +77,24 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     return model_file
 
 
+def _member_paths(output: Path, k: int, single: bool) -> tuple[Path, Path]:
+    """(resume state, prefix of the metrics CSV and curves PNG) of member `k` of the model written to `output`."""
+    name = output.name if single else f"{output.name}.member{k}"
+    return (output.with_name(name + ".resume.pt"),
+            output.with_suffix("") if single else output.with_name(f"{output.stem}-member{k}"))
+
+
+def _check_side_outputs(output: Path, members: int, overwrite: bool) -> None:
+    """Refuse existing metrics/curves files beside `output` unless `overwrite` or an interrupted run is resumed
+    (which rewrites its own)."""
+    paths = [_member_paths(output, k, members == 1) for k in range(members)]
+    if output.with_name(output.name + ".work").exists() or any(resume.exists() for resume, _ in paths):
+        return
+    for _, prefix in paths:
+        for suffix in ("-metrics.csv", "-curves.png"):
+            check_output(prefix.with_name(prefix.name + suffix), overwrite)
+
+
 def _discard(work_dir: Path, resuming: bool) -> None:
     """Remove the work folder this run made (never one left by an earlier, interrupted run)."""
     if not resuming:
@@ -93,9 +112,7 @@ def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch
     """Train member `k` (the only one unless `config.ensemble` > 1), or reload it when an earlier run finished it."""
     single = config.ensemble == 1
     member_config = config if single else dataclasses.replace(config, seed=config.seed + k, ensemble=1)
-    name = output.name if single else f"{output.name}.member{k}"
-    resume_path = output.with_name(name + ".resume.pt")
-    curves = output.with_suffix("") if single else output.with_name(f"{output.stem}-member{k}")
+    resume_path, curves = _member_paths(output, k, single)
     finished = work_dir / f"member-{k}.pt"
     key = run_key(member_config, data)
     if not single and finished.exists() and not restart:
