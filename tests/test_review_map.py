@@ -20,20 +20,15 @@ from landsight.change import detect_change
 from landsight.compare import TileGrid, compare_prediction
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
+from tests.browser import browser_page, playwright_or_skip
 
-CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = Path(__file__).parent.parent / "landsight" / "sample_data"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
 LAYERS = ["imagery", "agreement (confirmed)", "shifted", "unsupported: open data only", "missing: imagery only"]
 
 
 @pytest.fixture(scope="module")
 def sync_playwright():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    module = pytest.importorskip("playwright.sync_api", reason="the playwright Python driver is not installed")
-    return module.sync_playwright
+    return playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +71,8 @@ def serve(folder: Path) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@contextlib.contextmanager
-def browser_page(sync_playwright) -> Iterator[tuple]:
-    """A Chromium page recording console errors and every requested URL."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=20_000)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800}, accept_downloads=True)
-            page.set_default_timeout(10_000)
-            errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            yield page, errors, requests
-        finally:
-            browser.close()
+def _page(sync_playwright):
+    return browser_page(sync_playwright, viewport={"width": 1280, "height": 800}, accept_downloads=True)
 
 
 def _worst_bounds(report: Path) -> list[tuple[str, shapely.Geometry]]:
@@ -110,7 +91,7 @@ def _current(page) -> tuple[int, tuple[float, float]]:
 def test_review_page_over_http(sync_playwright, report, tmp_path):
     worst = _worst_bounds(report)
     assert len(worst) >= 2
-    with serve(report) as base, browser_page(sync_playwright) as (page, errors, requests):
+    with serve(report) as base, _page(sync_playwright) as (page, errors, requests):
         page.goto(f"{base}/review.html")
         page.wait_for_selector("body[data-ready=true]")
         control = page.inner_text(".leaflet-control-layers")
@@ -149,7 +130,7 @@ def test_review_page_over_http(sync_playwright, report, tmp_path):
 
 
 def test_review_page_from_file_url(sync_playwright, report):
-    with browser_page(sync_playwright) as (page, errors, requests):
+    with _page(sync_playwright) as (page, errors, requests):
         page.goto((report / "review.html").as_uri())
         page.wait_for_selector("body[data-ready=true]")
         page.keyboard.press("n")
@@ -167,7 +148,7 @@ def test_change_review_page(sync_playwright, tmp_path):
     with rasterio.open(tmp_path / "after.tif", "w", **profile) as dst:
         dst.write(data)
     detect_change(before, tmp_path / "after.tif", tmp_path / "report")
-    with browser_page(sync_playwright) as (page, errors, requests):
+    with _page(sync_playwright) as (page, errors, requests):
         page.goto((tmp_path / "report" / "review.html").as_uri())
         page.wait_for_selector("body[data-ready=true]")
         control = page.inner_text(".leaflet-control-layers")

@@ -3,44 +3,24 @@ from outside localhost, with and without a bearer token."""
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 from landsight.serve import ServeConfig, create_app
+from tests.browser import browser_page, playwright_or_skip
 from tests.serve.conftest import SAMPLE, TOKEN, running
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
 def sync_playwright():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    module = pytest.importorskip("playwright.sync_api", reason="the playwright Python driver is not installed")
-    return module.sync_playwright
+    return playwright_or_skip()
 
 
-@contextlib.contextmanager
-def browser_page(sync_playwright):
-    """A Chromium page recording console errors and every requested URL."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=30_000)
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 768})
-            page.set_default_timeout(180_000)  # the first predicted tile runs the model (slow on a busy CPU)
-            errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            yield page, errors, requests
-        finally:
-            browser.close()
+def _page(sync_playwright):
+    # the first predicted tile runs the model (slow on a busy CPU)
+    return browser_page(sync_playwright, timeout_ms=180_000, launch_timeout_ms=30_000,
+                        viewport={"width": 1024, "height": 768})
 
 
 def _outside(requests: list[str]) -> list[str]:
@@ -60,7 +40,7 @@ def _check_tiles(page) -> None:
 
 def test_map_page_shows_imagery_and_predicted_tiles(sync_playwright, quick_model, tmp_path):
     config = ServeConfig({"buildings": str(quick_model)}, {"atlanta": str(SAMPLE / "atlanta.tif")})
-    with running(create_app(config)) as base, browser_page(sync_playwright) as (page, errors, requests):
+    with running(create_app(config)) as base, _page(sync_playwright) as (page, errors, requests):
         page.goto(f"{base}/")
         _check_tiles(page)
         page.screenshot(path=str(tmp_path / "map.png"))
@@ -72,7 +52,7 @@ def test_map_page_shows_imagery_and_predicted_tiles(sync_playwright, quick_model
 
 def test_map_page_asks_for_the_token(sync_playwright, quick_model):
     config = ServeConfig({"buildings": str(quick_model)}, {"atlanta": str(SAMPLE / "atlanta.tif")}, token=TOKEN)
-    with running(create_app(config)) as base, browser_page(sync_playwright) as (page, errors, requests):
+    with running(create_app(config)) as base, _page(sync_playwright) as (page, errors, requests):
         page.goto(f"{base}/")
         page.wait_for_selector("#token-form:not([hidden])")
         page.fill("#token", TOKEN)
