@@ -29,6 +29,21 @@ def invoke(runner: CliRunner):
     return _invoke
 
 
+QUICK_TRAIN = ["--epochs", "3", "--chips-per-epoch", "16", "--chip-size", "128", "--batch-size", "8"]
+"""Training flags for a small but real building model (about 15 s on 2 cores)."""
+
+
+@pytest.fixture(scope="session")
+def atlanta_model(tmp_path_factory) -> Path:
+    """A building model trained with QUICK_TRAIN on the Atlanta sample, once per test session (read-only)."""
+    out = tmp_path_factory.mktemp("model") / "buildings.pt"
+    result = CliRunner().invoke(cli, [str(a) for a in ("train", SAMPLE / "atlanta.tif",
+                                                       SAMPLE / "atlanta-buildings.geojson", "-o", out,
+                                                       "--class-name", "building", *QUICK_TRAIN)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 @pytest.fixture
 def atlanta_image() -> Path:
     return SAMPLE / "atlanta.tif"

@@ -13,7 +13,6 @@ from landsight.imagery.windows import aligned_window_rows
 from landsight.models.model_file import load_model_file
 from landsight.predict.predictor import Predictor
 
-QUICK = ["--epochs", "3", "--chips-per-epoch", "16", "--chip-size", "128", "--batch-size", "8"]
 DEMO_SETTINGS = ["--epochs", "6", "--chips-per-epoch", "64", "--chip-size", "256", "--batch-size", "8",
                  "--class-weights", "1,4", "--val-fraction", "0"]
 
@@ -23,15 +22,9 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A small building model trained for a few epochs on the Atlanta sample (shared by this module)."""
-    from tests.conftest import SAMPLE
-
-    out = tmp_path_factory.mktemp("model") / "buildings.pt"
-    result = run("train", SAMPLE / "atlanta.tif", SAMPLE / "atlanta-buildings.geojson", "-o", out,
-                 "--class-name", "building", *QUICK)
-    assert result.exit_code == 0, result.output
-    return out
+def trained(atlanta_model):
+    """The session's small building model (tests/conftest.py)."""
+    return atlanta_model
 
 
 @pytest.fixture(scope="module")

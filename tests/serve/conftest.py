@@ -21,7 +21,6 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed: pip ins
 uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'landsight[serve]'")
 
 SAMPLE = Path(__file__).parent.parent.parent / "landsight" / "sample_data"
-QUICK = ["--epochs", "3", "--chips-per-epoch", "16", "--chip-size", "128", "--batch-size", "8"]
 TOKEN = "test-token-0123456789abcdef"
 
 
@@ -31,13 +30,9 @@ def run(*args: object):
 
 
 @pytest.fixture(scope="session")
-def quick_model(tmp_path_factory) -> Path:
-    """A building model trained for a few epochs on the Atlanta sample (about 15 s on 2 cores)."""
-    out = tmp_path_factory.mktemp("serve-model") / "buildings.pt"
-    result = run("train", SAMPLE / "atlanta.tif", SAMPLE / "atlanta-buildings.geojson", "-o", out,
-                 "--class-name", "building", *QUICK)
-    assert result.exit_code == 0, result.output
-    return out
+def quick_model(atlanta_model) -> Path:
+    """The session's small building model (tests/conftest.py)."""
+    return atlanta_model
 
 
 @pytest.fixture(scope="session")
