@@ -49,13 +49,17 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     ensemble: int = 1
+    devices: int = 1
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.chip_size % 32 or self.chip_size < 32:
             raise ConfigError(f"chip_size {self.chip_size} must be a positive multiple of 32 (U-Net downsamples 5x)")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction {self.val_fraction} must be in [0, 1)")
-        for name in ("epochs", "batch_size", "chips_per_epoch", "patience", "ensemble"):
+        if self.precision not in ("auto", "32", "bf16"):
+            raise ConfigError(f"precision {self.precision!r}: choose from auto, 32 or bf16")
+        for name in ("epochs", "batch_size", "chips_per_epoch", "patience", "ensemble", "devices"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.loss not in typing.get_args(LossName):

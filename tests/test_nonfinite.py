@@ -129,10 +129,10 @@ def test_predict_writes_nodata_where_the_image_is_nan(models, pair, tmp_path):
 
 
 def test_training_stops_on_a_non_finite_loss(pair, tmp_path, monkeypatch):
-    import landsight.train.fit as fit_module
+    import landsight.train.task as task_module
 
-    real = fit_module.create_loss
-    monkeypatch.setattr(fit_module, "create_loss", lambda *args, **kw: _Exploding(real(*args, **kw)))
+    real = task_module.create_loss
+    monkeypatch.setattr(task_module, "create_loss", lambda *args, **kw: _Exploding(real(*args, **kw)))
     model = tmp_path / "m.pt"
     result = _run("train", pair[0], SAMPLE / "atlanta-buildings.geojson", "-o", model, *TINY)
     assert result.exit_code == 2, result.output

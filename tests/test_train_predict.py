@@ -170,12 +170,12 @@ def test_predict_refuses_bad_input_and_keeps_outputs(trained, tmp_path, atlanta_
 
 
 def test_training_resumes_after_an_interruption(tmp_path, atlanta_image, atlanta_labels, monkeypatch):
-    import landsight.train.fit as fit_module
+    import landsight.learn.policy as policy_module
 
     out = tmp_path / "m.pt"
     args = ["train", atlanta_image, atlanta_labels, "-o", out, "--epochs", "2", "--chips-per-epoch", "8",
             "--chip-size", "128", "--weights", "none", "--encoder", "resnet18"]
-    original = fit_module.plot_curves
+    original = policy_module.plot_curves
     calls = []
 
     def interrupt_in_epoch_two(*a, **k):
@@ -184,13 +184,13 @@ def test_training_resumes_after_an_interruption(tmp_path, atlanta_image, atlanta
             raise KeyboardInterrupt
         original(*a, **k)
 
-    monkeypatch.setattr(fit_module, "plot_curves", interrupt_in_epoch_two)
+    monkeypatch.setattr(policy_module, "plot_curves", interrupt_in_epoch_two)
     interrupted = CliRunner().invoke(cli, [str(a) for a in args])
     assert interrupted.exit_code == 1 and "Aborted" in interrupted.output  # click's answer to Ctrl-C
     assert (tmp_path / "m.pt.resume.pt").exists() and not out.exists()
-    monkeypatch.setattr(fit_module, "plot_curves", original)
-    state = torch.load(tmp_path / "m.pt.resume.pt", weights_only=True)["state"]
-    assert state["epoch"] == 1  # killed while writing epoch 2's curves: epoch 2 is done again
+    monkeypatch.setattr(policy_module, "plot_curves", original)
+    state = torch.load(tmp_path / "m.pt.resume.pt", weights_only=True)
+    assert state["epoch"] == 0  # killed while writing epoch 2's curves: the state is epoch 1's, epoch 2 is redone
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert load_model_file(out).training["epochs_run"] == 2

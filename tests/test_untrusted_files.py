@@ -21,10 +21,9 @@ from landsight.cli.main import cli
 from landsight.errors import CheckpointError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
+from landsight.learn.checkpoint import read_resume_state
 from landsight.models.model_file import ModelFile, load_model_file
-from landsight.models.registry import create_model
 from landsight.outputs import write_marker
-from landsight.train import fit as fit_module
 from tests.conftest import DATA, SAMPLE
 
 TINY = ["--arch", "fpn", "--encoder", "mobilenetv3_small_050", "--weights", "none", "--chip-size", "64",
@@ -105,11 +104,8 @@ def _write_garbage(path: Path, kind: str) -> None:
 def test_foreign_or_damaged_resume_states_are_refused(tmp_path, kind):
     path = tmp_path / "m.pt.resume.pt"
     _write_garbage(path, kind)
-    model = create_model("fpn", "mobilenetv3_small_050", 1, 2)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=100)
     with pytest.raises(CheckpointError, match=r"m\.pt\.resume\.pt.*--restart"):
-        fit_module._load_resume(path, "k", model, optimizer, scheduler)
+        read_resume_state(path, "k")
 
 
 def _model_payload() -> dict:

@@ -3,23 +3,26 @@ macro F1 each epoch, early stopping and a hard time limit; the best epoch's weig
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.progress import Progress, TaskID
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from landsight.classify.chips import flip_views
-from landsight.classify.evaluate import macro_f1
 from landsight.classify.network import create_classifier
-from landsight.torch_utils import check_loss
+from landsight.learn.fit import FitSettings, fit
+from landsight.learn.task import Shard, Task, multi_label_f1
+from landsight.metrics import summarize
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +164,6 @@ def predict_probs(model: nn.Module, x: torch.Tensor, multi_label: bool, device: 
     return np.asarray(np.mean([to_probs(predict_logits(model, v, device), multi_label) for v in views], axis=0))
 
 
-@torch.inference_mode()
-def _validate(model: nn.Module, data: TensorData, loss_fn: nn.Module, device: torch.device) -> tuple[float, float]:
-    logits = predict_logits(model, data.x_val, device)
-    loss = float(loss_value(loss_fn, logits.to(device), data.y_val.to(device), data.multi_label))
-    return macro_f1(to_probs(logits, data.multi_label), data.y_val.numpy(), data.multi_label), loss
-
-
 def _average_batch_norm(model: nn.Module) -> None:
     """Restart batch-norm running statistics as the plain mean over the coming epoch's batches (momentum None).
 
@@ -181,98 +177,138 @@ def _average_batch_norm(model: nn.Module) -> None:
             module.momentum = None
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled index batches; a last batch of one chip is dropped (batch norm needs two)."""
-    order = torch.randperm(n, generator=generator)
-    batches = list(order.split(batch_size))
-    return [b for b in batches if len(b) > 1] or batches
+class _Batches(Sampler[torch.Tensor]):
+    """Index batches of `n` chips, in order, or shuffled by the task's generator once per epoch however often the
+    loader is iterated (a last batch of one chip is then dropped: batch norm needs two)."""
+
+    def __init__(self, n: int, batch_size: int, shard: Shard, task: ClassificationTask | None = None,
+                 epoch: int = 0) -> None:
+        self.n, self.batch_size, self.shard, self.task, self.epoch = n, batch_size, shard, task, epoch
+
+    def _all(self) -> list[torch.Tensor]:
+        if self.task is None:
+            return list(torch.arange(self.n).split(self.batch_size))
+        return self.task.epoch_order(self.epoch, self.n, self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self.shard.take(self._all()))
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        count = full + (rest > 1 if self.task is not None and full else rest > 0)
+        return len(range(self.shard.rank, count, self.shard.world))
 
 
-def _train_epoch(model: nn.Module, data: TensorData, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, device: torch.device, batch_size: int, generator: torch.Generator,
-                 deadline: float) -> float:
-    model.train()
-    _average_batch_norm(model)
-    total, count = 0.0, 0
-    for index in _batches(len(data.x_train), batch_size, generator):
-        if time.monotonic() > deadline and count:
-            break
-        x = augment(data.x_train[index], generator).to(device)
-        y = data.y_train[index].to(device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_value(loss_fn, model(x).float(), y, data.multi_label)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            return value  # run_trial stops; no optimizer step with it
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total += value * len(index)
-        count += len(index)
-    return total / max(count, 1)
+class _Chips(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Chips and targets indexed by a batch of indexes."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.x[index], self.y[index]
 
 
-@dataclasses.dataclass
-class _Best:
-    """The best epoch so far under `choose_on` (see `rank`)."""
+class ClassificationTask(Task):
+    """Chip classes (one per chip, or several for multi-label chips) from in-memory tensors: shuffled batches with
+    flips and rotations, class-weighted loss, batch norm averaged over each epoch, validation macro F1 and loss."""
 
-    choose_on: str = "macro_f1"
-    score: float = -1.0
-    loss: float = math.inf
-    epoch: int = 0
-    state: dict[str, torch.Tensor] | None = None
+    def __init__(self, data: TensorData, trial: Trial, epochs: int, batch_size: int, seed: int,
+                 choose_on: str) -> None:
+        self.data = data
+        self.num_classes = data.num_classes
+        self.multi_label = data.multi_label
+        self.peak_lr = trial.lr
+        self.diverged_fix = f"candidate {trial.label()}: {_DIVERGED_FIX}"
+        self.epochs, self.batch_size, self.choose_on = epochs, batch_size, choose_on
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order: tuple[int, list[torch.Tensor]] = (0, [])
+        self.loss_fn = make_loss(data)
 
-    def update(self, score: float, loss: float, epoch: int, model: nn.Module) -> None:
-        if rank(score, loss, self.choose_on) > rank(self.score, self.loss, self.choose_on):
-            self.score, self.loss, self.epoch = score, loss, epoch
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    def _loader(self, x: torch.Tensor, y: torch.Tensor, batches: _Batches) -> DataLoader[Any]:
+        # its own generator: creating the iterator draws no number from torch's global one (dropout's)
+        return DataLoader(_Chips(x, y), sampler=batches, batch_size=None, generator=torch.Generator())
 
+    def train_loader(self, epoch: int, shard: Shard) -> DataLoader[Any]:
+        batches = _Batches(len(self.data.x_train), self.batch_size, shard, self, epoch)
+        return self._loader(self.data.x_train, self.data.y_train, batches)
 
-def _optimizer(model: nn.Module, lr: float, steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW with a one-cycle schedule (15 % warm-up, cosine decay) over `steps` batches."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps + 1,
-                                                           pct_start=0.15)
+    def epoch_order(self, epoch: int, n: int, batch_size: int) -> list[torch.Tensor]:
+        """The shuffled index batches of `epoch`, drawn from the generator the first time they are asked for."""
+        if self._order[0] != epoch:
+            batches = list(torch.randperm(n, generator=self.generator).split(batch_size))
+            self._order = (epoch, [b for b in batches if len(b) > 1] or batches)
+        return self._order[1]
+
+    def val_loader(self, shard: Shard) -> DataLoader[Any] | None:
+        data = self.data
+        return self._loader(data.x_val, data.y_val, _Batches(len(data.x_val), 128, shard))
+
+    def optimizers(self, model: nn.Module, shard: Shard) -> tuple[torch.optim.Optimizer, Any]:
+        """AdamW with a one-cycle schedule (15 % warm-up, cosine decay) over every batch of `epochs` epochs."""
+        steps = self.epochs * max(1, math.ceil(len(self.data.x_train) / self.batch_size))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.peak_lr, weight_decay=1e-4)
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_lr, total_steps=steps + 1,
+                                                               pct_start=0.15)
+
+    def inputs(self, batch: Any, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        return (augment(x, self.generator) if training else x), y
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return loss_value(self.loss_fn.to(logits.device), logits, target, self.multi_label)
+
+    def epoch_start(self, model: nn.Module, epoch: int) -> None:
+        _average_batch_norm(model)
+
+    def summary(self, confusion: np.ndarray) -> dict[str, Any]:
+        if self.multi_label:
+            return {"macro_f1": multi_label_f1(confusion)}
+        names = [str(k) for k in range(self.num_classes)]
+        return {"macro_f1": float(summarize(confusion, names)["mean_f1"] or 0.0)}
+
+    def rank(self, train_loss: float, val_loss: float | None, summary: dict[str, Any] | None) -> tuple[float, ...]:
+        assert val_loss is not None and summary is not None
+        return rank(summary["macro_f1"], val_loss, self.choose_on)
+
+    def row(self, epoch: int, train_loss: float, val_loss: float | None, summary: dict[str, Any] | None,
+            lr: float, elapsed: float) -> dict[str, Any]:
+        assert val_loss is not None and summary is not None
+        return {"epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
+                "val_macro_f1": round(summary["macro_f1"], 5), "seconds": round(elapsed, 1)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order_epoch": self._order[0], "order": self._order[1]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self._order = (int(state["order_epoch"]), list(state["order"]))
 
 
 def run_trial(trial: Trial, data: TensorData, seconds: float, epochs: int, patience: int, device: torch.device,
               batch_size: int = 32, seed: int = 0, progress: Progress | None = None,
-              task: TaskID | None = None, choose_on: str = "macro_f1") -> TrialResult:
+              task: TaskID | None = None, choose_on: str = "macro_f1", resume_path: Path | None = None) -> TrialResult:
     """Train `trial` for at most `epochs` epochs and `seconds` seconds; keep the best validation epoch (`rank`).
 
-    An epoch is not started when the previous one suggests it would end past the deadline.
+    An epoch is not started when the previous one suggests it would end past the deadline. With `resume_path`, an
+    interrupted trial continues from its last epoch.
     """
     started = time.monotonic()
-    deadline = started + seconds
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = create_classifier("classifier", trial.backbone, data.x_train.shape[1], data.num_classes,
-                              trial.weights).to(device)
-    loss_fn = make_loss(data).to(device)
-    optimizer, scheduler = _optimizer(model, trial.lr, epochs * max(1, math.ceil(len(data.x_train) / batch_size)))
-    best, history, stopped, last = _Best(choose_on), [], "max epochs", 0.0
-    for epoch in range(1, epochs + 1):
-        if epoch > 1 and time.monotonic() + last > deadline:
-            stopped = "time limit"
-            break
-        epoch_start = time.monotonic()
-        train_loss = _train_epoch(model, data, loss_fn, optimizer, scheduler, device, batch_size, generator,
-                                  deadline)
-        check_loss(train_loss, epoch, trial.lr, f"candidate {trial.label()}: {_DIVERGED_FIX}")
-        score, val_loss = _validate(model, data, loss_fn, device)
-        check_loss(val_loss, epoch, trial.lr, f"candidate {trial.label()}: {_DIVERGED_FIX}", "validation loss")
-        history.append({"candidate": trial.label(), "epoch": epoch, "train_loss": round(train_loss, 5),
-                        "val_loss": round(val_loss, 5), "val_macro_f1": round(score, 5),
-                        "seconds": round(time.monotonic() - started, 1)})
-        best.update(score, val_loss, epoch, model)
+    model = create_classifier("classifier", trial.backbone, data.x_train.shape[1], data.num_classes, trial.weights)
+    best_f1 = [0.0]
+
+    def advance(row: dict[str, Any]) -> None:
+        best_f1[0] = max(best_f1[0], row["val_macro_f1"])
         if progress is not None and task is not None:
-            progress.update(task, advance=1, description=f"{trial.label()}: val F1 {best.score:.3f}")
-        last = time.monotonic() - epoch_start
-        if epoch - best.epoch >= patience or time.monotonic() > deadline:
-            stopped = "early stop" if epoch - best.epoch >= patience else "time limit"
-            break
-    log.info("%s: best val macro F1 %.3f at epoch %d of %d (%s, %.0f s)", trial.label(), best.score, best.epoch,
-             len(history), stopped, time.monotonic() - started)
-    assert best.state is not None
-    return TrialResult(trial, best.score, best.loss, best.epoch, len(history), time.monotonic() - started, stopped,
-                       history, best.state)
+            progress.update(task, advance=1, description=f"{trial.label()}: val F1 {best_f1[0]:.3f}")
+
+    settings = FitSettings(epochs, patience, device, budget_s=seconds, resume_path=resume_path,
+                           run_key=trial.label(), progress=False)
+    result = fit(model, ClassificationTask(data, trial, epochs, batch_size, seed, choose_on), settings, advance)
+    history = [{"candidate": trial.label(), **row} for row in result.history]
+    assert result.val_loss is not None
+    log.info("%s: best val macro F1 %.3f at epoch %d of %d (%s, %.0f s)", trial.label(), result.metrics["macro_f1"],
+             result.best_epoch, len(history), result.stopped, time.monotonic() - started)
+    return TrialResult(trial, result.metrics["macro_f1"], result.val_loss, result.best_epoch, len(history),
+                       time.monotonic() - started, result.stopped, history, result.state_dict)

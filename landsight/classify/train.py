@@ -26,10 +26,10 @@ from landsight.classify.split import SPLITS, ChipSplit, save_split, split_chips
 from landsight.errors import ConfigError
 from landsight.imagery.fill_values import FillValueCheck
 from landsight.labels.classes import ClassTable
+from landsight.learn.history import write_csv
 from landsight.models.model_file import ModelFile
 from landsight.outputs import check_output
 from landsight.torch_utils import resolve_device
-from landsight.train.history import write_csv
 
 log = logging.getLogger(__name__)
 

@@ -60,6 +60,10 @@ def _class_weights(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="Train this many models from seeds SEED, SEED+1, ... and average their probabilities [1]: "
                    "N times the training time, steadier results on small datasets.")
+@click.option("--devices", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel on this many devices (DDP: GPUs, or CPU processes) [1].")
+@click.option("--precision", type=click.Choice(["auto", "32", "bf16"]), default=None,
+              help="auto: bf16 autocast on CUDA, fp32 elsewhere; 32; or bf16 (also on CPUs that support it) [auto].")
 @click.option("--bounds", nargs=4, type=options.FiniteFloatRange(), default=None,
               help="Train only inside LEFT BOTTOM RIGHT TOP (image CRS), e.g. to keep an area unseen.")
 @click.option("--max-minutes", type=options.FiniteFloatRange(0, min_open=True), default=None,

@@ -14,13 +14,14 @@ import torch
 from landsight.config import TrainConfig
 from landsight.errors import CheckpointError, LandsightError
 from landsight.labels.classes import ClassTable
+from landsight.learn.fit import FitResult, FitSettings, evaluate, fit
 from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
 from landsight.models.registry import create_model
 from landsight.outputs import atomic_path, check_output
 from landsight.torch_utils import load_plain, nonfinite_tensors, resolve_device
-from landsight.train.fit import FitResult, fit, run_key, validate
 from landsight.train.prepare import TrainingData, prepare_training_data
+from landsight.train.task import SegmentationTask, run_key
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     else:
         ensemble = Ensemble([_network(config, data, m.state_dict) for m in members])
         state = ensemble.state_dict()
-        metrics = validate(ensemble, data, config, resolve_device(device))
+        metrics = evaluate(ensemble, SegmentationTask(data, config), resolve_device(device))
         training["members"] = [{"seed": config.seed + k, "best_epoch": m.best_epoch, "epochs_run": len(m.history),
                                 "metrics": m.metrics} for k, m in enumerate(members)]
     model_file = ModelFile(
@@ -125,7 +126,10 @@ def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch
     torch.manual_seed(member_config.seed)  # the same initial weights however many members ran before
     model = create_model(config.arch, config.encoder, data.bands.count, len(data.classes),
                          None if resume_path.exists() and not restart else config.weights)
-    result = fit(model, data, member_config, device, resume_path, curves, restart, max_minutes)
+    settings = FitSettings(member_config.epochs, member_config.patience, device, config.devices, config.precision,
+                           None if max_minutes is None else 60 * max_minutes, resume_path, restart, curves,
+                           f"{config.arch}/{config.encoder}", key)
+    result = fit(model, SegmentationTask(data, member_config), settings)
     if not single:
         with atomic_path(finished, overwrite=True) as tmp:
             torch.save({"run_key": key, "result": dataclasses.asdict(result)}, tmp)

@@ -44,7 +44,7 @@ FULL_DISK: dict[str, tuple[str, Args]] = {
     "rasterize": ("mask.tif", lambda k: ["rasterize", ATLANTA, k.s.labels, "-o", k.out / "mask.tif"]),
     "predict": ("pred.tif", lambda k: ["predict", k.seg, k.s.image, "-o", k.out / "pred.tif", "--probabilities",
                                        *SCHEME]),
-    "vectorize": ("polygons.geojson", lambda k: ["vectorize", k.pred, "-o", k.out / "polygons.geojson"]),
+    "vectorize": ("polygons.geojson", lambda k: ["vectorize", k.s.mask, "-o", k.out / "polygons.geojson"]),
     "evaluate": ("evaluation", lambda k: ["evaluate", k.pred, k.s.labels, "-o", k.out / "evaluation"]),
     "compare": ("comparison", lambda k: ["compare", k.pred, k.s.labels, "-o", k.out / "comparison"]),
     "train": ("m.pt", lambda k: ["train", k.s.image, k.s.labels, "-o", k.out / "m.pt", "--class-name", "building",
