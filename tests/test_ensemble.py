@@ -1,5 +1,6 @@
 """Ensembles: several seeds trained alike, saved as one MODEL file that predicts their averaged probabilities."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -55,17 +56,17 @@ def test_interrupted_ensemble_keeps_finished_members(invoke, tmp_path, atlanta_i
     model = tmp_path / "ens.pt"
     real_fit, calls = segmentation.fit, []
 
-    def fit_then_fail(model_, data, config, *args, **kw):
-        calls.append(config.seed)
+    def fit_then_fail(model_, task, *args, **kw):
+        calls.append(task.config.seed)
         if len(calls) == 2:
             raise RuntimeError("killed")
-        return real_fit(model_, data, config, *args, **kw)
+        return real_fit(model_, task, *args, **kw)
 
     monkeypatch.setattr(segmentation, "fit", fit_then_fail)
     with pytest.raises(RuntimeError, match="killed"):
         invoke("train", atlanta_image, atlanta_labels, "-o", model, *TINY, "--ensemble", "2")
     assert not model.exists() and calls == [0, 1]
-    monkeypatch.setattr(segmentation, "fit", lambda *a, **kw: (calls.append(a[2].seed), real_fit(*a, **kw))[1])
+    monkeypatch.setattr(segmentation, "fit", lambda *a, **kw: (calls.append(a[1].config.seed), real_fit(*a, **kw))[1])
     assert invoke("train", atlanta_image, atlanta_labels, "-o", model, *TINY, "--ensemble", "2").exit_code == 0
     assert calls == [0, 1, 1]  # member 0 was not trained again
     assert not (tmp_path / "ens.pt.work").exists()
@@ -87,3 +88,37 @@ def test_ensemble_weights_must_fit_their_members(tmp_path):
 
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_model_file(tmp_path / "bad.pt").build()
+
+
+def test_multi_label_ensemble_output_is_the_logit_of_the_mean_sigmoid():
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(4, 3) for _ in range(3)]
+    x = torch.randn(5, 4)
+    with torch.inference_mode():
+        expected = torch.stack([m(x).sigmoid() for m in members]).mean(0)
+        np.testing.assert_allclose(Ensemble(members, multi_label=True)(x).sigmoid().numpy(), expected.numpy(),
+                                   atol=1e-5)
+
+
+def test_cloud_gate_ensemble_averages_its_members(tmp_path):
+    from landsight.classify.classifier import Classifier
+    from landsight.classify.network import ARCH, create_classifier
+    from tests.classify.conftest import L8, L8_QA, QUICK, run
+
+    model = tmp_path / "gate.pt"
+    result = run("cloud", "train", L8, "--cloud-mask", L8_QA, "--chip-size", "32", "--stride", "48", "--backbones",
+                 "resnet18", "--ensemble", "2", "--seed", "3", "-o", model, *QUICK)
+    assert result.exit_code == 0, result.output
+    gate = load_model_file(model, task="classification")
+    assert gate.members == 2 and [m["seed"] for m in gate.training["ensemble"]] == [3, 4]
+    classifier = Classifier.load(model, device="cpu")
+    chips = np.stack([np.full((4, 32, 32), 9000.0 + 3000 * k, dtype=np.float32) for k in range(3)])
+    networks = []
+    for k in range(2):
+        network = create_classifier(ARCH, "resnet18", 4, 2)
+        network.load_state_dict({name.split(".", 2)[2]: v for name, v in gate.state_dict.items()
+                                 if name.startswith(f"members.{k}.")})
+        networks.append(network.eval())
+    single = [Classifier(dataclasses.replace(gate, members=1, state_dict=n.state_dict()), "cpu") for n in networks]
+    expected = np.mean([c.probabilities(list(chips)) for c in single], axis=0)
+    np.testing.assert_allclose(classifier.probabilities(list(chips)), expected, atol=1e-5)

@@ -28,8 +28,8 @@ TRIAL = Trial("resnet18", 1e-3, None)
 @pytest.fixture(scope="module")
 def cloud_data() -> TensorData:
     """Real Landsat-8 chips (32 px) labelled clear/cloudy by the QA band, normalized, split 3:1."""
-    chips = chips_from_cloud_mask(DATA / "landsat8-clouds" / "l8-crop.tif", DATA / "landsat8-clouds" / "l8-bqa-crop.tif",
-                                  CloudRule(), ChipGrid(32, 48))
+    folder = DATA / "landsat8-clouds"
+    chips = chips_from_cloud_mask(folder / "l8-crop.tif", folder / "l8-bqa-crop.tif", CloudRule(), ChipGrid(32, 48))
     x = torch.from_numpy(normalize(chips.images, "dataset", fit_normalization(chips.images)))
     y = torch.from_numpy(chips.targets)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
@@ -57,7 +57,8 @@ def _classifier(data: TensorData) -> tuple[torch.nn.Module, Task]:
 def _segmenter(building_data) -> tuple[torch.nn.Module, Task]:
     data, config = building_data
     torch.manual_seed(0)
-    return create_model(config.arch, config.encoder, data.bands.count, len(data.classes)), SegmentationTask(data, config)
+    model = create_model(config.arch, config.encoder, data.bands.count, len(data.classes))
+    return model, SegmentationTask(data, config)
 
 
 TASKS = {"classification": lambda cloud, building: _classifier(cloud),

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from landsight.errors import CheckpointError, ConfigError
+from landsight.models.ensemble import Ensemble
 from landsight.models.pretrained import identify_architecture, imagenet_weights_file, load_encoder_weights
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def weights_architecture(path: str | Path, wanted: Sequence[str]) -> str:
 
 
 def embeddings(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pooled backbone features (before the classifier head), L2-normalised: (N, D)."""
+    """Pooled backbone features (before the classifier head), L2-normalised: (N, D); of an `Ensemble`, the mean of
+    its members' (normalised again)."""
+    if isinstance(model, Ensemble):
+        return torch.nn.functional.normalize(torch.stack([embeddings(m, x) for m in model.members]).mean(dim=0), dim=1)
     features = model.forward_head(model.forward_features(x), pre_logits=True)  # type: ignore[operator]
     return torch.nn.functional.normalize(features.flatten(1).float(), dim=1)

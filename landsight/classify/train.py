@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from landsight.classify.automl import SearchResult, SearchSettings, search
+from landsight.classify.automl import SearchResult, SearchSettings, batch_size_for, search
 from landsight.classify.baseline import baseline_probs
 from landsight.classify.chips import ChipSet
 from landsight.classify.evaluate import decide, evaluate, worst_errors
-from landsight.classify.fit import TensorData, predict_probs
+from landsight.classify.fit import TensorData, TrialResult, predict_probs, run_trial
 from landsight.classify.network import ARCH, create_classifier, embeddings
 from landsight.classify.normalize import NORM_MODES, InputStats, fit_normalization, normalize
 from landsight.classify.report import ReportPaths, plot_gallery, write_figures, write_html, write_json
@@ -27,6 +27,7 @@ from landsight.errors import ConfigError
 from landsight.imagery.fill_values import FillValueCheck
 from landsight.labels.classes import ClassTable
 from landsight.learn.history import write_csv
+from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
 from landsight.outputs import check_output
 from landsight.torch_utils import resolve_device
@@ -47,8 +48,11 @@ class TrainSettings:
     block_chips: float = 2.0
     device: str = "auto"
     preset: str | None = None
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble {self.ensemble}: need at least one member")
         if self.normalization not in NORM_MODES:
             raise ConfigError(f"--normalization {self.normalization!r}: choose from {list(NORM_MODES)}")
         if abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) <= 0:
@@ -128,10 +132,10 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     tensors = _tensors(chips, split, settings, normalization)
     data = TensorData(*tensors["train"], *tensors["val"], chips.multi_label)
     device = resolve_device(settings.device)
-    reserve = max(8.0, REPORT_RESERVE * settings.search.budget)
-    result = search(data, settings.search, device, started + settings.search.budget - reserve)
-    model = create_classifier(ARCH, result.best.trial.backbone, chips.bands.count, len(chips.classes)).to(device)
-    model.load_state_dict(result.best.state_dict)
+    deadline = started + settings.search.budget - max(8.0, REPORT_RESERVE * settings.search.budget)
+    result = search(data, settings.search, device, time.monotonic() + (deadline - time.monotonic()) / settings.ensemble)
+    members = [result.best, *_more_members(result.best, data, settings, device, deadline)]
+    model = _network(chips, result.best.trial.backbone, members).to(device)
     decision = _decision(chips, settings)
     probs = predict_probs(model, tensors["test"][0], chips.multi_label, device, tta=True)  # as deployed
     test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
@@ -143,13 +147,41 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
                                        device)
     report["worst_errors"] = _gallery(chips, split, probs, paths, decision)
     report["baseline"] = _baseline(chips, split, decision)
-    model_file = _model_file(chips, result.best.trial.backbone, normalization, result.best.state_dict, settings,
+    report["ensemble"] = [{"seed": settings.search.seed + k, "val_macro_f1": round(m.score, 4),
+                           "best_epoch": m.best_epoch, "epochs": m.epochs} for k, m in enumerate(members)]
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    model_file = _model_file(chips, result.best.trial.backbone, normalization, state, settings,
                              report, InputStats.fit(train_images), decision)
     model_file.save(output, overwrite)
     report["sha256"] = model_file.sha256
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     _write_outputs(report, chips, split, paths, overwrite)
     return model_file, report
+
+
+def _more_members(best: TrialResult, data: TensorData, settings: TrainSettings, device: torch.device,
+                  deadline: float) -> list[TrialResult]:
+    """For an ensemble: the chosen candidate trained again from seeds seed + 1, ... (as many epochs as it ran),
+    sharing the time left before `deadline` (time.monotonic())."""
+    search_settings = settings.search
+    batch_size = batch_size_for(len(data.x_train), search_settings.batch_size)
+    members = []
+    for k in range(1, settings.ensemble):
+        seconds = max(1.0, (deadline - time.monotonic()) / (settings.ensemble - k))
+        log.info("ensemble member %d of %d (seed %d)", k + 1, settings.ensemble, search_settings.seed + k)
+        members.append(run_trial(best.trial, data, seconds, best.epochs, search_settings.patience, device, batch_size,
+                                 search_settings.seed + k, choose_on=search_settings.choose_on))
+    return members
+
+
+def _network(chips: ChipSet, backbone: str, members: Sequence[TrialResult]) -> torch.nn.Module:
+    """The chosen network, or the `Ensemble` of the members' networks."""
+    networks = []
+    for member in members:
+        network = create_classifier(ARCH, backbone, chips.bands.count, len(chips.classes))
+        network.load_state_dict(member.state_dict)
+        networks.append(network)
+    return networks[0] if len(networks) == 1 else Ensemble(networks, multi_label=chips.multi_label)
 
 
 def _fill_value_warnings(chips: ChipSet) -> list[str]:
@@ -183,12 +215,14 @@ def _decision(chips: ChipSet, settings: TrainSettings) -> dict[str, Any]:
 def _model_file(chips: ChipSet, backbone: str, normalization: Any, state: dict[str, torch.Tensor],
                 settings: TrainSettings, report: dict[str, Any], stats: InputStats,
                 decision: dict[str, Any]) -> ModelFile:
-    summary = {k: report[k] for k in ("data", "split", "candidates", "skipped", "chosen", "budget_s", "preset")}
+    summary = {k: report[k] for k in ("data", "split", "candidates", "skipped", "chosen", "budget_s", "preset",
+                                      "ensemble")}
     metrics = {k: report[k] for k in ("test", "similarity", "worst_errors", "baseline")}
     return ModelFile(
         arch=ARCH, encoder=backbone, bands=chips.bands, normalization=normalization,
         classes=ClassTable.from_names(chips.classes, background=False), chip_size=chips.chip_size,
-        state_dict=state, task="classification", training={**summary, "search": dataclasses.asdict(settings.search)},
+        state_dict=state, task="classification", members=settings.ensemble,
+        training={**summary, "search": dataclasses.asdict(settings.search)},
         metrics=metrics,
         options={"multi_label": chips.multi_label, "normalization_mode": settings.normalization,
                  "threshold": decision["threshold"], "input_stats": stats.to_dict(), "preset": settings.preset,

@@ -91,6 +91,9 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "[on; cloud train: off]."),
         click.option("--seed", type=options.SEED, default=0, show_default=True,
                      help="Random seed (split and training)."),
+        click.option("--ensemble", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Train the chosen candidate this many times from seeds SEED, SEED+1, ... and average their "
+                          "probabilities (the search gets 1/N of the time)."),
         options.threads_opt,
         options.device_opt,
         options.overwrite_opt,
@@ -113,7 +116,7 @@ def run_training(data: str, preset: str | None, **kw: Any) -> None:
                              weights=kw["weights"], max_epochs=kw["max_epochs"], patience=kw["patience"],
                              seed=kw["seed"], lr_search=kw["lr_search"])
     settings = TrainSettings(search, kw["normalization"], block_chips=kw["block_chips"], device=kw["device"],
-                             preset=preset)
+                             preset=preset, ensemble=kw["ensemble"])
     settings = dataclasses.replace(settings, search=resolve_weights(settings.search))  # check --weights first
     spec = DataSpec(data, kw["chip_size"], kw["stride"], kw["cloud_mask"],
                     CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["label_source"],

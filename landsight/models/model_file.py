@@ -36,8 +36,8 @@ _TRAIN_HINT = "train one with `landsight train` (segmentation) or `landsight cla
 @dataclasses.dataclass
 class ModelFile:
     """A trained model and its metadata. `task` is "segmentation" or "classification"; `options` holds task-specific
-    settings (classification: multi_label, normalization mode, input statistics, decision threshold...). A
-    segmentation model of several `members` is an `Ensemble` whose weights are all in `state_dict`."""
+    settings (classification: multi_label, normalization mode, input statistics, decision threshold...). A model of
+    several `members` is an `Ensemble` whose weights are all in `state_dict`."""
 
     arch: str
     encoder: str
@@ -63,11 +63,9 @@ class ModelFile:
         create = getattr(importlib.import_module(module), attr)
         model = create(self.arch, self.encoder, self.bands.count, len(self.classes), weights=None)
         if self.members > 1:
-            if self.task != "segmentation":
-                raise CheckpointError(f"a {self.task} model cannot have {self.members} members; only segmentation "
-                                      "models are ensembles")
             model = Ensemble([model] + [create(self.arch, self.encoder, self.bands.count, len(self.classes),
-                                               weights=None) for _ in range(self.members - 1)])
+                                               weights=None) for _ in range(self.members - 1)],
+                             multi_label=bool(self.options.get("multi_label", False)))
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

@@ -1,0 +1,46 @@
+"""Data-parallel training on the CPU: `landsight train --devices 2` (two processes, gloo) trains, and a run killed
+mid-way (the whole process group, as Ctrl-C or a scheduler would) resumes after its last finished epoch."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from landsight.models.model_file import load_model_file
+from tests.conftest import SAMPLE
+
+EPOCHS = 4
+
+
+def _command(out: Path) -> list[str]:
+    return [sys.executable, "-c", "from landsight.cli.main import cli; cli()", "train", str(SAMPLE / "atlanta.tif"),
+            str(SAMPLE / "atlanta-buildings.geojson"), "-o", str(out), "--class-name", "building", "--arch", "fpn",
+            "--encoder", "mobilenetv3_small_050", "--weights", "none", "--chip-size", "64", "--epochs", str(EPOCHS),
+            "--chips-per-epoch", "8", "--batch-size", "4", "--devices", "2"]
+
+
+def test_two_process_training_resumes_after_a_kill(tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    resume = tmp_path / "m.pt.resume.pt"
+    run = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not resume.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)  # the main process and both workers, after the first epoch's state is saved
+    output = run.communicate()[0].decode()
+    assert resume.exists() and not out.exists(), output
+
+    resumed = subprocess.run(_command(out), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    model = load_model_file(out)
+    assert model.training["epochs_run"] == EPOCHS and model.training["config"]["devices"] == 2
+    assert model.metrics["mean_iou"] is not None
+    with open(tmp_path / "m-metrics.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, EPOCHS + 1))
+    assert not resume.exists() and not (tmp_path / "m.pt.work").exists()
