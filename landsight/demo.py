@@ -83,8 +83,8 @@ def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
     return summary
 
 
-def _write_report(out: Path, image: Path, labels: Path, east: tuple[float, ...], summary: dict[str, Any],
-                  config: dict[str, Any]) -> None:
+def _write_report(out: Path, image: Path, labels: Path, east: tuple[float, float, float, float],
+                  summary: dict[str, Any], config: dict[str, Any]) -> None:
     with open_raster(image) as src:
         bounds, shape, crs = tuple(src.bounds), (src.height, src.width), src.crs
     osm = list(read_features(labels, crs).geometries)

@@ -11,9 +11,9 @@ import torch
 
 from landsight.classify.fit import ClassificationTask, TensorData, Trial
 from landsight.classify.network import create_classifier
-from landsight.classify.normalize import fit_normalization, normalize
 from landsight.classify.rules import ChipGrid, CloudRule, chips_from_cloud_mask
 from landsight.config import TrainConfig
+from landsight.imagery.normalize import fit_normalization, normalize
 from landsight.labels.classes import ClassTable
 from landsight.learn.fit import FitResult, FitSettings, fit
 from landsight.learn.task import Task

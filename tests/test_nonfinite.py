@@ -15,10 +15,10 @@ from rasterio.windows import Window
 
 from landsight.classify.fit import TensorData, Trial, run_trial
 from landsight.classify.network import ARCH, create_classifier
-from landsight.classify.normalize import fit_normalization
 from landsight.errors import CheckpointError, ConfigError, RasterError, TrainingError
 from landsight.imagery.bands import BandSpec, Normalization, compute_normalization
 from landsight.imagery.io import read_masked, read_valid_mask
+from landsight.imagery.normalize import fit_normalization
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.models.model_file import ModelFile, load_model_file
 from tests.conftest import DATA, SAMPLE

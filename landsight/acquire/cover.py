@@ -10,6 +10,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Iterable, Sequence
+from typing import TypeAlias
 
 import mercantile
 import numpy as np
@@ -42,7 +43,7 @@ class GridCell:
         return self.x * self.size, self.y * self.size, (self.x + 1) * self.size, (self.y + 1) * self.size
 
 
-Cell = mercantile.Tile | GridCell
+Cell: TypeAlias = mercantile.Tile | GridCell
 
 
 def check_zoom(zoom: int) -> int:

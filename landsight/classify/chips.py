@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from landsight.errors import ConfigError, RasterError
 from landsight.imagery.bands import BandSpec
+from landsight.imagery.flips import flip_views as flip_views  # moved; still imported from here by classify/fit.py
 from landsight.imagery.io import read_masked
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2")
@@ -179,10 +180,3 @@ def fit_to_chip(image: np.ndarray, size: int, max_scale: float = 2.0) -> list[np
     if max(image.shape[1:]) <= max_scale * size:
         return [resize_chip(image, size)]
     return tile_chip(image, size)
-
-
-def flip_views(batch: np.ndarray) -> list[np.ndarray]:
-    """Test-time augmentation views of an (N, C, H, W) batch: as is, flipped left-right, flipped up-down and
-    transposed (overhead imagery has no "up"; averaging the four lowers the variance of chip decisions)."""
-    return [batch, np.ascontiguousarray(batch[..., ::-1]), np.ascontiguousarray(batch[..., ::-1, :]),
-            np.ascontiguousarray(np.swapaxes(batch, -1, -2))]

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from landsight.classify.chips import fit_to_chip, flip_views
+from landsight.classify.chips import fit_to_chip
 from landsight.classify.evaluate import decide
 from landsight.classify.fit import to_probs
 from landsight.classify.network import embeddings
-from landsight.classify.normalize import NORM_MODES, InputStats, normalize
 from landsight.errors import CheckpointError, RasterError
 from landsight.imagery.bands import BandSpec
+from landsight.imagery.flips import flip_views
+from landsight.imagery.normalize import NORM_MODES, InputStats, normalize
 from landsight.models.model_file import ModelFile, load_model_file
 from landsight.torch_utils import resolve_device
 

@@ -18,8 +18,8 @@ from rich.progress import Progress, TaskID
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from landsight.classify.chips import flip_views
 from landsight.classify.network import create_classifier
+from landsight.imagery.flips import flip_views
 from landsight.learn.fit import FitSettings, fit
 from landsight.learn.task import Shard, Task, multi_label_f1
 from landsight.metrics import summarize
@@ -205,7 +205,7 @@ class _Chips(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x, y
 
-    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.x[index], self.y[index]
 
 

@@ -108,9 +108,9 @@ def load_class_folders(root: str | Path, chip_size: int | None = None, indexes: 
     paths = [p for name in files for p in files[name]]
     labels = [[name] for name in files for _ in files[name]]
     chips, _ = _read_all(paths, indexes, skip_unreadable)
-    keep = [i for i, c in enumerate(chips) if c is not None]
-    return assemble([chips[i] for i in keep], [paths[i] for i in keep],  # type: ignore[misc]
-                    [labels[i] for i in keep], list(files), chip_size, False,
+    read = {i: c for i, c in enumerate(chips) if c is not None}
+    return assemble(list(read.values()), [paths[i] for i in read],
+                    [labels[i] for i in read], list(files), chip_size, False,
                     {"kind": "class-folders", "path": str(root.resolve())})
 
 
@@ -142,9 +142,9 @@ def load_manifest(path: str | Path, chip_size: int | None = None, indexes: Seque
     if len(classes) < 2:
         raise LabelError(f"{path} names a single class {classes}; a classifier needs at least two")
     chips, _ = _read_all(paths, indexes, skip_unreadable)
-    keep = [i for i, c in enumerate(chips) if c is not None]
-    return assemble([chips[i] for i in keep], [paths[i] for i in keep],  # type: ignore[misc]
-                    [labels[i] for i in keep], classes, chip_size, column == "labels",
+    read = {i: c for i, c in enumerate(chips) if c is not None}
+    return assemble(list(read.values()), [paths[i] for i in read],
+                    [labels[i] for i in read], classes, chip_size, column == "labels",
                     {"kind": "manifest", "path": str(path.resolve())})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -20,6 +21,18 @@ ARCH = "classifier"
 
 CANDIDATES = ("tf_efficientnet_lite0", "resnet18", "mobilenetv3_large_100", "efficientnet_b0", "resnet34")
 """Backbones the automatic search tries, most promising first (EfficientNet-Lite0 has shipped ImageNet weights)."""
+
+
+class _TimmClassifier(Protocol):
+    """What every timm classification model has besides `nn.Module` (timm's `create_model` returns `nn.Module`)."""
+
+    pretrained_cfg: dict[str, Any]
+
+    def get_classifier(self) -> nn.Module: ...
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
 
 
 def check_backbone(encoder: str) -> None:
@@ -45,12 +58,13 @@ def create_classifier(arch: str, encoder: str, in_channels: int, num_classes: in
     check_backbone(encoder)
     model = timm.create_model(encoder, pretrained=False, num_classes=num_classes, in_chans=in_channels,
                               drop_rate=0.2)
-    _reset_head(model.get_classifier())
+    timm_model = cast(_TimmClassifier, model)
+    _reset_head(timm_model.get_classifier())
     if weights:
         path = imagenet_weights_file(encoder) if weights == "imagenet" else Path(weights)
         if not path.exists():
             raise ConfigError(f"weights file not found: {path}; pass an existing file, 'imagenet' or 'none'")
-        head = model.pretrained_cfg.get("classifier", "classifier")
+        head = timm_model.pretrained_cfg.get("classifier", "classifier")
         load_encoder_weights(model, encoder, path, in_channels, keep_init=(head,))
     return model
 
@@ -84,5 +98,6 @@ def embeddings(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     its members' (normalised again)."""
     if isinstance(model, Ensemble):
         return torch.nn.functional.normalize(torch.stack([embeddings(m, x) for m in model.members]).mean(dim=0), dim=1)
-    features = model.forward_head(model.forward_features(x), pre_logits=True)  # type: ignore[operator]
+    timm_model = cast(_TimmClassifier, model)
+    features = timm_model.forward_head(timm_model.forward_features(x), pre_logits=True)
     return torch.nn.functional.normalize(features.flatten(1).float(), dim=1)

@@ -69,14 +69,15 @@ def write_csv_rows(rows: Sequence[dict[str, Any]], path: str | Path, overwrite: 
 def write_geojson_grid(chips: Sequence[InputChip], rows: Sequence[dict[str, Any]], path: str | Path,
                        overwrite: bool = False) -> int:
     """Chip footprints as WGS 84 polygons carrying the result rows; chips without georeference are refused."""
-    missing = [c.id for c in chips if c.bounds is None or c.crs is None]
+    footprints = {i: c.bounds for i, c in enumerate(chips) if c.bounds is not None}
+    missing = [c.id for i, c in enumerate(chips) if i not in footprints or c.crs is None]
     if missing:
         raise ConfigError(f"{len(missing)} input(s) have no georeference, e.g. {missing[:2]}; write CSV instead "
                           "(-o OUT.csv)")
     features: list[dict[str, Any]] = []
     for crs in sorted({c.crs for c in chips}, key=str):
         pick = [i for i, c in enumerate(chips) if c.crs == crs]
-        boxes = np.array([shapely.box(*chips[i].bounds) for i in pick], dtype=object)  # type: ignore[misc]
+        boxes = np.array([shapely.box(*footprints[i]) for i in pick], dtype=object)
         features += feature_collection(boxes, [rows[i] for i in pick], CRS.from_user_input(crs))["features"]
     with atomic_path(path, overwrite) as tmp:
         tmp.write_text(json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":")))
@@ -117,11 +118,13 @@ def predict_to_file(classifier: Classifier, inputs: Sequence[str | Path], output
             raise ConfigError(f"-o {output}: use a .csv, .geojson or .tif output")
         check_output(output, overwrite)
     chips, rows = classify_inputs(classifier, inputs, indexes)
+    if output is None:
+        return rows
     if kind == "csv":
-        write_csv_rows(rows, output, overwrite)  # type: ignore[arg-type]
+        write_csv_rows(rows, output, overwrite)
     elif kind == "geojson":
-        write_geojson_grid(chips, rows, output, overwrite)  # type: ignore[arg-type]
+        write_geojson_grid(chips, rows, output, overwrite)
     elif kind == "raster":
-        write_class_raster(classifier, chips, rows, output, overwrite)  # type: ignore[arg-type]
+        write_class_raster(classifier, chips, rows, output, overwrite)
     return rows
 

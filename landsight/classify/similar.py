@@ -133,12 +133,13 @@ def precision_at_k(vectors: np.ndarray, targets: np.ndarray, queries: Sequence[i
 
 def index_precision(index: SimilarityIndex, k: int = 5) -> tuple[float, int] | None:
     """Leave-one-out precision@k over the labelled chips of an index (None without labels)."""
-    labelled = [i for i, label in enumerate(index.labels) if label]
-    names = sorted({index.labels[i] for i in labelled})  # type: ignore[type-var]
+    known = {i: label for i, label in enumerate(index.labels) if label}
+    labelled = list(known)
+    names = sorted(set(known.values()))
     if len(names) < 2:
         return None
     targets = np.zeros((len(labelled), len(names)))
-    targets[np.arange(len(labelled)), [names.index(index.labels[i]) for i in labelled]] = 1  # type: ignore[arg-type]
+    targets[np.arange(len(labelled)), [names.index(label) for label in known.values()]] = 1
     return precision_at_k(index.vectors[labelled], targets, list(range(len(labelled))), k), len(labelled)
 
 

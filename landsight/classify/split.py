@@ -82,7 +82,7 @@ def _assign(group_counts: np.ndarray, fractions: Sequence[float], seed: int) -> 
         present = np.flatnonzero(group_counts[g])
         rare = present[np.argmin(totals[present])] if len(present) else 0
         need = (want[:, rare] - have[:, rare]) / np.maximum(want[:, rare], 1e-9)
-        best = max(range(len(fractions)), key=lambda s: (round(need[s], 6), want_n[s] - have_n[s]))
+        best = max(range(len(fractions)), key=lambda s: (float(np.round(need[s], 6)), want_n[s] - have_n[s]))
         out[g] = best
         have[best] += group_counts[g]
         have_n[best] += sizes[g]
@@ -107,13 +107,13 @@ def _overlapping(boxes: np.ndarray, crs: Sequence[str | None], index: np.ndarray
     if not len(others) or not len(index):
         return hit
     a, b = boxes[index], boxes[others]
-    same_crs = np.array([[crs[i] == crs[j] for j in others] for i in index]) if len(set(crs)) > 1 else True
+    same_crs = np.array([[crs[i] == crs[j] for j in others] for i in index]) if len(set(crs)) > 1 else None
     for start in range(0, len(index), 512):
         part = slice(start, start + 512)
         eps = 1e-6 * (a[part, 2:3] - a[part, 0:1])
         over = ((a[part, 0:1] < b[None, :, 2] - eps) & (a[part, 2:3] > b[None, :, 0] + eps)
                 & (a[part, 1:2] < b[None, :, 3] - eps) & (a[part, 3:4] > b[None, :, 1] + eps))
-        if same_crs is not True:
+        if same_crs is not None:
             over &= same_crs[part]
         hit[part] = over.any(axis=1)
     return hit
@@ -141,7 +141,8 @@ def split_chips(chips: ChipSet, fractions: Sequence[float] = (0.8, 0.1, 0.1), se
         val_hit = _overlapping(chips.boxes, chips.crs, index[1], index[2])
         dropped = int(train_hit.sum() + val_hit.sum())
         index[0], index[1] = index[0][~train_hit], index[1][~val_hit]
-    result = ChipSplit(*index, blocked=block is not None, block_size=block, blocks=n_groups, dropped=dropped)
+    train, val, test = index
+    result = ChipSplit(train, val, test, blocked=block is not None, block_size=block, blocks=n_groups, dropped=dropped)
     result.notes = _notes(chips, result, groups)
     return result
 

@@ -18,13 +18,13 @@ from landsight.classify.chips import ChipSet
 from landsight.classify.evaluate import decide, evaluate, worst_errors
 from landsight.classify.fit import TensorData, TrialResult, predict_probs, run_trial
 from landsight.classify.network import ARCH, create_classifier, embeddings
-from landsight.classify.normalize import NORM_MODES, InputStats, fit_normalization, normalize
 from landsight.classify.report import ReportPaths, plot_gallery, write_figures, write_html, write_json
 from landsight.classify.rules import CLOUD_CLASSES
 from landsight.classify.similar import precision_at_k
 from landsight.classify.split import SPLITS, ChipSplit, save_split, split_chips
 from landsight.errors import ConfigError
 from landsight.imagery.fill_values import FillValueCheck
+from landsight.imagery.normalize import NORM_MODES, InputStats, fit_normalization, normalize
 from landsight.labels.classes import ClassTable
 from landsight.learn.history import write_csv
 from landsight.models.ensemble import Ensemble
@@ -59,7 +59,8 @@ class TrainSettings:
             raise ConfigError(f"split fractions {self.fractions} must be positive and add up to 1")
 
 
-def _tensors(chips: ChipSet, split: ChipSplit, settings: TrainSettings, normalization: Any) -> dict[str, Any]:
+def _tensors(chips: ChipSet, split: ChipSplit, settings: TrainSettings,
+             normalization: Any) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     x = torch.from_numpy(normalize(chips.images, settings.normalization, normalization))
     y = torch.from_numpy(chips.targets)
     return {s: (x[getattr(split, s)], y[getattr(split, s)]) for s in SPLITS}

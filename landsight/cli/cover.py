@@ -30,11 +30,26 @@ def read_area(bbox: str | None, geojson: str | None, raster: str | None) -> Area
     from landsight.acquire.area import area_from_geojson, area_from_raster, parse_bbox
 
     given = [name for name, value in (("--bbox", bbox), ("--geojson", geojson), ("--raster", raster)) if value]
-    if len(given) != 1:
-        raise ConfigError(f"name the area with exactly one of --bbox, --geojson or --raster (got {given or 'none'})")
-    if bbox:
-        return parse_bbox(bbox)
-    return area_from_geojson(geojson) if geojson else area_from_raster(raster)  # type: ignore[arg-type]
+    if len(given) == 1:
+        if bbox:
+            return parse_bbox(bbox)
+        if geojson:
+            return area_from_geojson(geojson)
+        if raster:
+            return area_from_raster(raster)
+    raise ConfigError(f"name the area with exactly one of --bbox, --geojson or --raster (got {given or 'none'})")
+
+
+def _cover_kind(zoom: int | None, grid_crs: int | None, grid_size: float | None) -> int | tuple[int, float]:
+    """The zoom of an XYZ cover or the (EPSG code, cell size) of a grid cover: exactly one of the two."""
+    if zoom is not None and grid_crs is None and grid_size is None:
+        return zoom
+    if zoom is None and grid_crs is not None and grid_size is not None:
+        return grid_crs, grid_size
+    if zoom is None and (grid_crs is not None or grid_size is not None):
+        raise ConfigError("a grid needs both --grid-crs EPSG and --grid-size SIZE, e.g. --grid-crs 32618 "
+                          "--grid-size 2560")
+    raise ConfigError("choose either --zoom Z (XYZ tiles) or --grid-crs EPSG with --grid-size METRES")
 
 
 @click.command()
@@ -58,14 +73,10 @@ def cover(bbox: str | None, geojson: str | None, raster: str | None, zoom: int |
     from landsight.acquire.cover import blocked_split, count_splits, grid_cover, parse_fractions, xyz_cover
     from landsight.acquire.coverfile import write_cover
 
-    if (zoom is None) == (grid_crs is None and grid_size is None):
-        raise ConfigError("choose either --zoom Z (XYZ tiles) or --grid-crs EPSG with --grid-size METRES")
-    if zoom is None and (grid_crs is None or grid_size is None):
-        raise ConfigError("a grid needs both --grid-crs EPSG and --grid-size SIZE, e.g. --grid-crs 32618 "
-                          "--grid-size 2560")
+    kind = _cover_kind(zoom, grid_crs, grid_size)
     fractions = parse_fractions(split) if split else None
     area = read_area(bbox, geojson, raster)
-    cells = xyz_cover(area, zoom) if zoom is not None else grid_cover(area, grid_crs, grid_size)  # type: ignore
+    cells = xyz_cover(area, kind) if isinstance(kind, int) else grid_cover(area, *kind)
     if not cells:
         raise ConfigError(f"no tiles cover {area.source}; check the area")
     splits = blocked_split(cells, fractions, block_tiles, seed) if fractions else None

@@ -49,15 +49,17 @@ def download(xyz: str | None, wms: str | None, layers: str | None, styles: str, 
     from landsight.acquire.download import DownloadSettings
     from landsight.acquire.download import download as run_download
     from landsight.acquire.fetch import RetryPolicy
-    from landsight.acquire.sources import FORMATS, WmsSource, XyzSource
+    from landsight.acquire.sources import FORMATS, Source, WmsSource, XyzSource
     from landsight.outputs import check_output
 
-    if (xyz is None) == (wms is None):
+    if xyz is not None and wms is None:
+        source: Source = XyzSource(xyz, tile_size)
+    elif wms is not None and xyz is None:
+        if not layers:
+            raise ConfigError("--wms needs --layers NAME[,NAME...]")
+        source = WmsSource(wms, layers, styles, wms_time, wms_version, FORMATS[fmt], tile_size)
+    else:
         raise ConfigError("name the source with exactly one of --xyz URL_TEMPLATE or --wms URL")
-    if wms is not None and not layers:
-        raise ConfigError("--wms needs --layers NAME[,NAME...]")
-    source = (XyzSource(xyz, tile_size) if xyz is not None else
-              WmsSource(wms, layers or "", styles, wms_time, wms_version, FORMATS[fmt], tile_size))  # type: ignore
     if mosaic_path:
         check_output(mosaic_path, overwrite)
     cells, _ = read_cover(cover_path)

@@ -36,5 +36,5 @@ def search(url: str, collection: str, bbox: str | None, geojson: str | None, ras
     area = read_area(bbox, geojson, raster)
     items = run_search(url, collection, area, datetime_range, max_cloud, limit)
     write_item_collection(items, output, overwrite)
-    click.echo(f"{len(items)} item(s): {', '.join(i.id for i in items[:5])}{' ...' if len(items) > 5 else ''}; "
+    click.echo(f"{len(items)} item(s): {', '.join(i.id for i in items.items[:5])}{' ...' if len(items) > 5 else ''}; "
                f"wrote {output}")

@@ -60,7 +60,7 @@ class ChipDataset(Dataset[dict[str, torch.Tensor]]):
         src = self._open(pair.image)
         indexes = list(self.bands.indexes)
         data, valid = read_masked(src, window, indexes)
-        pixels = valid.any(axis=0)
+        pixels = np.asarray(valid.any(axis=0))
         image = self.normalization.apply(data, pixels)
         mask = self.index_lut[read_window(self._open(pair.mask), window, [1])[0]]
         mask = np.where(pixels, mask, IGNORE_VALUE).astype(np.uint8)

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from landsight.classify.chips import flip_views
-from landsight.classify.normalize import normalize
 from landsight.errors import CheckpointError, MissingExtraError
 from landsight.imagery.bands import BandSpec, Normalization
+from landsight.imagery.flips import flip_views
+from landsight.imagery.normalize import normalize
 
 METADATA_KEY = "landsight"
 """ONNX metadata_props key holding the MODEL metadata as JSON (task, bands, normalization, classes, ...)."""

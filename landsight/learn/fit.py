@@ -11,12 +11,13 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
+from torch.multiprocessing.spawn import ProcessRaisedException
 
 from landsight.errors import CheckpointError, ConfigError, TrainingError
 from landsight.learn.checkpoint import RESUME_FIX, SafeCheckpointIO, read_resume_state
@@ -146,7 +147,7 @@ def _strategy(settings: FitSettings) -> Any:
     return DDPStrategy(start_method="spawn", process_group_backend=backend)
 
 
-def _precision(settings: FitSettings) -> str:
+def _precision(settings: FitSettings) -> Literal["bf16-mixed", "32-true"]:
     if settings.precision == "auto":
         return "bf16-mixed" if settings.device.type == "cuda" else "32-true"
     return "bf16-mixed" if settings.precision == "bf16" else "32-true"
@@ -173,7 +174,7 @@ def _run(trainer: pl.Trainer, module: TaskModule, ckpt_path: str | None) -> None
         if trainer.interrupted:
             raise KeyboardInterrupt from None
         raise
-    except torch.multiprocessing.ProcessRaisedException as exc:
+    except ProcessRaisedException as exc:
         last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"a training process failed: {last}") from exc
     finally:

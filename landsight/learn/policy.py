@@ -85,7 +85,7 @@ class EpochPolicy(pl.Callback):
         val_loss, summary = (pl_module.validated["loss"], pl_module.validated["summary"]) if pl_module.validated \
             else (None, None)
         self.elapsed = time.monotonic() - self._started
-        lr = trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[-1]  # type: ignore[attr-defined]
+        lr = float(trainer.lr_scheduler_configs[0].scheduler.get_last_lr()[-1])
         row = task.row(epoch, train_loss, val_loss, summary, lr, self.elapsed)
         self.history.append(row)
         rank = list(task.rank(train_loss, val_loss, summary))

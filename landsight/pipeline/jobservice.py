@@ -40,11 +40,11 @@ def loopback_only() -> Iterator[None]:
         port: int = original(self, address)
         return port
 
-    grpc._server._Server.add_insecure_port = add_insecure_port  # type: ignore[method-assign]
+    grpc._server._Server.add_insecure_port = add_insecure_port
     try:
         yield
     finally:
-        grpc._server._Server.add_insecure_port = original  # type: ignore[method-assign]
+        grpc._server._Server.add_insecure_port = original
 
 
 @contextlib.contextmanager

@@ -243,7 +243,7 @@ def load_gate(config: JobConfig) -> Gate | None:
     if config.cloud_model is None:
         return None
     try:
-        from landsight.classify.gate import CloudGate  # type: ignore[import-not-found, unused-ignore]
+        from landsight.classify.gate import CloudGate
     except ImportError as exc:
         raise MissingExtraError("--cloud-model needs landsight.classify.gate (the cloud classifier); this landsight "
                                 "has none: update landsight or run without --cloud-model") from exc

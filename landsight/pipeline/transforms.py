@@ -15,7 +15,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
@@ -160,7 +160,7 @@ class _DeadLetterFn(beam.DoFn):
         yield str(stages.dead_letter(self._out_dir, image, stage, error, [trace]))
 
 
-class SegmentRasters(beam.PTransform):  # type: ignore[misc]
+class SegmentRasters(beam.PTransform):
     """Raster paths -> masks, polygons and stats in `config.out_dir`; returns {"done", "dead_letter"} PCollections.
 
     Args:
@@ -188,7 +188,9 @@ class SegmentRasters(beam.PTransform):  # type: ignore[misc]
         skipped: list[PCollection] = []
         if self._gate_bands is not None:
             gated, bad_gate = _guarded(data, "CloudGate", _GateFn(config, self._gate))
-            data, cloudy = gated | "SplitCloudy" >> beam.Partition(lambda e, _: int(isinstance(e, ChunkResult)), 2)
+            # Beam types Partition's fn as WithTypeHints, though it documents (and wraps) plain callables.
+            split = beam.Partition(lambda e, _: int(isinstance(e, ChunkResult)), 2)  # type: ignore[arg-type]
+            data, cloudy = gated | "SplitCloudy" >> split
             skipped.append(cloudy)
             dead.append(bad_gate)
         handler = LandsightModelHandler(config.model, config.device, config.out_dir)
@@ -233,7 +235,7 @@ class _FirstStableSightingFn(beam.DoFn):
         last.write(signature)
 
 
-class WatchRasters(beam.PTransform):  # type: ignore[misc]
+class WatchRasters(beam.PTransform):
     """New files matching `pattern`, polled every `poll_interval` s until `stop_after` s (None: forever), in fixed
     windows of `window_seconds` s (each window's files are batched together for inference)."""
 

@@ -119,7 +119,7 @@ def plan_chunks(rows: Sequence[Sequence[Window]], batch_size: int) -> tuple[Chun
     """Chunks of at most `batch_size` windows that never span two window rows, in row-major order."""
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size} must be at least 1")
-    chunks = []
+    chunks: list[Chunk] = []
     for r, row in enumerate(rows):
         for start in range(0, len(row), batch_size):
             chunks.append(Chunk(len(chunks), r, tuple(row[start:start + batch_size])))
@@ -156,7 +156,7 @@ def read_batch(src: DatasetReader, windows: Sequence[Window], spec: BandSpec, no
     batch = np.zeros((len(windows), spec.count, *shape), dtype=np.float32)
     for i, window in enumerate(windows):
         data, valid = read_masked(src, window, list(spec.indexes))
-        data = normalization.apply(data, valid.any(axis=0))
+        data = normalization.apply(data, np.asarray(valid.any(axis=0)))
         h, w = data.shape[1:]
         pad = ((0, 0), (0, shape[0] - h), (0, shape[1] - w))
         batch[i] = np.pad(data, pad, mode="reflect" if min(h, w) > 1 else "edge")

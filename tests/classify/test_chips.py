@@ -8,10 +8,10 @@ import pytest
 from landsight.classify.automl import format_budget, parse_budget
 from landsight.classify.chips import fit_to_chip, resize_chip, tile_chip
 from landsight.classify.folders import load_chip_source
-from landsight.classify.normalize import InputStats, fit_normalization, normalize
 from landsight.classify.rules import ChipGrid, CloudRule, chips_from_cloud_mask, chips_from_labels
 from landsight.classify.split import save_split, split_chips
 from landsight.errors import ConfigError
+from landsight.imagery.normalize import InputStats, fit_normalization, normalize
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
 from tests.classify.conftest import BIGEARTHNET, L8, L8_QA, NC_IMAGE, NC_LABELS, write_chip

@@ -1,5 +1,7 @@
-"""Band normalization for classifiers: training statistics (default) or per image (sensor / processing-level
-independent), and a warning when inputs look unlike the training data. Pure numpy."""
+"""Band normalization of (N, C, H, W) chip batches: training statistics (default) or per image (sensor /
+processing-level independent), and a warning when inputs look unlike the training data. Pure numpy.
+
+Shared by the classifiers (`landsight.classify`) and their ONNX runtime (`landsight.export`)."""
 
 from __future__ import annotations
 
