@@ -83,7 +83,7 @@ def write_vector_grid(chips: Sequence[InputChip], rows: Sequence[dict[str, Any]]
     boxes = np.empty(len(chips), dtype=object)
     for crs_text in crss:
         pick = [i for i, c in enumerate(chips) if c.crs == crs_text]
-        footprints = np.array([shapely.box(*chips[i].bounds) for i in pick], dtype=object)  # type: ignore[misc]
+        footprints = np.array([shapely.box(*b) for b in (chips[i].bounds for i in pick) if b is not None], dtype=object)
         boxes[pick] = reproject_geometries(footprints, CRS.from_user_input(crs_text), common)
     return write_features(path, Features(boxes, list(rows), common), crs, overwrite)
 

@@ -94,8 +94,9 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
         matches, metric = match_in_metres(src, polygons, clipped, features, match)
         facts, crs_in = describe_raster(src), src.crs
     summary = _summary(pred, labels, image, prediction, counter, tiles, matches, grid, qod_threshold, match, facts)
-    layers = {status: Features(np.asarray(matches[status].geometries, dtype=object), matches[status].properties, metric)
-              for status in STATUSES}
+    layers: dict[str, Features] = {
+        status: Features(np.asarray(matches[status].geometries, dtype=object), matches[status].properties, metric)
+        for status in STATUSES}
     layers["prediction"] = Features(polygons, [{"pred_id": i} for i in range(len(polygons))], crs_in)
     layers["tiles"] = Features(np.asarray(tile_geoms, dtype=object), tiles, WGS84)
     sources = report.Sources(pred=Path(pred), prediction=prediction, image=Path(image) if image else None)

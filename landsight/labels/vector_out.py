@@ -14,9 +14,10 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import pyogrio
 import shapely
 from pyogrio.raw import write as ogr_write
 from rasterio.crs import CRS
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 KEEP_CRS = "raster"
 """CRS request meaning: keep the source's CRS (the raster's, for polygons of a raster)."""
 
-CrsRequest = str | CRS | None
+CrsRequest: TypeAlias = str | CRS | None
 """None: the format's default (see the module docstring); `KEEP_CRS`; or a CRS such as "EPSG:3857"."""
 
 WGS84_PRECISION = 7
@@ -94,7 +95,7 @@ def write_features(path: str | Path, features: Features, crs: CrsRequest = None,
     kwargs: dict[str, Any] = {"geometry_type": _geometry_type(geoms, fmt)}
     if kwargs["geometry_type"] == "MultiPolygon":
         kwargs["promote_to_multi"] = True
-    with atomic_path(path, overwrite) as tmp:
+    with atomic_path(path, overwrite, verify=lambda tmp: _verify(tmp, len(geoms), path)) as tmp:
         try:
             ogr_write(str(tmp), shapely.to_wkb(geoms) if len(geoms) else np.array([], dtype=object), arrays, fields,
                       field_mask=masks, layer=Path(path).stem, driver=fmt.driver, crs=target.to_string(),
@@ -102,8 +103,20 @@ def write_features(path: str | Path, features: Features, crs: CrsRequest = None,
         except RuntimeError as exc:  # pyogrio's DataSourceError, DataLayerError, FieldError, ...
             raise OutputError(f"cannot write {path} as {fmt.driver}: {exc}; check free space and the folder, or "
                               "choose another format") from exc
-    log.info("wrote %d feature(s) to %s (%s, %s)", len(geoms), path, fmt.driver, target.to_string())
+    log.debug("%d feature(s) written to %s (%s, %s)", len(geoms), path, fmt.driver, target.to_string())
     return len(geoms)
+
+
+def _verify(tmp: Path, count: int, path: str | Path) -> None:
+    """Re-read a written file: GDAL reports some failed writes (a full disk, a file-size limit) only in its log."""
+    try:
+        found = pyogrio.read_info(tmp, force_feature_count=True)["features"]
+    except Exception as exc:  # pyogrio raises several DataSourceError/DataLayerError types
+        raise OutputError(f"{path} is incomplete after writing ({exc}); the disk may be full: free space and run "
+                          "again") from exc
+    if found != count:
+        raise OutputError(f"{path} holds {found} of the {count} features written; the disk may be full: free space "
+                          "and run again")
 
 
 def _layer_options(fmt: VectorFormat, crs: CRS, precision: int | None) -> dict[str, str]:
