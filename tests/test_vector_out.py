@@ -141,3 +141,9 @@ def test_utm_zone_and_geodesic_areas():
     assert area_m2(lonlat, WGS84)[0] == pytest.approx(1e6, rel=2e-3)  # UTM scale error near its meridian
     with rasterio.open(SAMPLE / "atlanta.tif") as src:
         assert pixel_size_m(src) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["e.geojson", "e.geojsonl", "e.gpkg", "e.fgb"])
+def test_empty_layers_are_written(tmp_path, name):
+    assert write_features(tmp_path / name, Features(np.array([], dtype=object), [], UTM16)) == 0
+    assert (tmp_path / name).is_file()

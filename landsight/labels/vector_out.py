@@ -95,7 +95,7 @@ def write_features(path: str | Path, features: Features, crs: CrsRequest = None,
     kwargs: dict[str, Any] = {"geometry_type": _geometry_type(geoms, fmt)}
     if kwargs["geometry_type"] == "MultiPolygon":
         kwargs["promote_to_multi"] = True
-    with atomic_path(path, overwrite, verify=lambda tmp: _verify(tmp, len(geoms), path)) as tmp:
+    with atomic_path(path, overwrite, verify=lambda tmp: _verify(tmp, len(geoms), path, fmt)) as tmp:
         try:
             ogr_write(str(tmp), shapely.to_wkb(geoms) if len(geoms) else np.array([], dtype=object), arrays, fields,
                       field_mask=masks, layer=Path(path).stem, driver=fmt.driver, crs=target.to_string(),
@@ -107,8 +107,10 @@ def write_features(path: str | Path, features: Features, crs: CrsRequest = None,
     return len(geoms)
 
 
-def _verify(tmp: Path, count: int, path: str | Path) -> None:
+def _verify(tmp: Path, count: int, path: str | Path, fmt: VectorFormat) -> None:
     """Re-read a written file: GDAL reports some failed writes (a full disk, a file-size limit) only in its log."""
+    if count == 0 and fmt.driver == "GeoJSONSeq":
+        return  # an empty sequence is an empty file, which GDAL does not recognise when reading
     try:
         found = pyogrio.read_info(tmp, force_feature_count=True)["features"]
     except Exception as exc:  # pyogrio raises several DataSourceError/DataLayerError types
