@@ -51,9 +51,10 @@ def make_inputs(copies: int) -> list[Path]:
 
 
 def bench_predict(model: Path, images: list[Path], args: argparse.Namespace, polygons: bool = False) -> float:
+    from landsight.labels.vector_out import write_features
     from landsight.predict import predict_raster
     from landsight.predict.predictor import Predictor
-    from landsight.vectorize import mask_features, write_geojson_seq
+    from landsight.vectorize import mask_features
 
     out = OUT / "predict"
     shutil.rmtree(out, ignore_errors=True)
@@ -64,8 +65,7 @@ def bench_predict(model: Path, images: list[Path], args: argparse.Namespace, pol
         predict_raster(predictor, image, out / image.name, args.overlap, args.batch_size, window=args.window,
                        bands=BANDS)
         if polygons:
-            features, _ = mask_features(out / image.name, dst_crs="EPSG:4326")
-            write_geojson_seq(features, out / f"{image.stem}.geojsonl")
+            write_features(out / f"{image.stem}.geojsonl", mask_features(out / image.name))
     return time.perf_counter() - start
 
 

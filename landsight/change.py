@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,21 +20,22 @@ import shapely
 from rasterio.enums import Resampling
 from rasterio.features import sieve
 from rasterio.io import DatasetReader
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 
-from landsight.compare.core import pixel_size
-from landsight.compare.report import report_page, table, write_json, write_layers
-from landsight.compare.shapes import merge_pieces, window_polygons
-from landsight.compare.sources import all_windows, class_table_of
 from landsight.errors import ConfigError, MissingExtraError, RasterError
+from landsight.geo import pixel_size_m
 from landsight.imagery.bands import Normalization, band_spec_for, compute_normalization
-from landsight.imagery.io import create_raster, open_raster, output_profile, read_valid_mask, read_window
+from landsight.imagery.io import aligned, create_raster, open_raster, output_profile, read_padded
+from landsight.imagery.windows import all_windows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
+from landsight.labels.polygonize import Polygonizer, by_value
+from landsight.labels.rasterize import class_table_of
+from landsight.labels.vector_out import CrsRequest, check_request, keep_request
+from landsight.labels.vectors import Features
 from landsight.outputs import atomic_path
 from landsight.provenance import describe_input, provenance
-from landsight.report.html import Section
+from landsight.report.files import write_json, write_layers
+from landsight.report.html import Section, report_page, table
 from landsight.review import ImageLayer, ReviewItems, VectorLayer, render_image, render_palette, write_review_page
 
 log = logging.getLogger(__name__)
@@ -75,34 +75,6 @@ def is_class_raster(src: DatasetReader) -> bool:
     with contextlib.suppress(ValueError):
         return bool(src.colormap(1))
     return False
-
-
-@contextlib.contextmanager
-def aligned(before: DatasetReader, after: DatasetReader, resampling: Resampling) -> Iterator[Any]:
-    """`after` on `before`'s grid: itself when the grids match, else a warped view."""
-    if (after.crs, after.transform, after.shape) == (before.crs, before.transform, before.shape):
-        yield after
-        return
-    log.info("%s is on another grid; warping it onto %s's grid", after.name, before.name)
-    with WarpedVRT(after, crs=before.crs, transform=before.transform, width=before.width, height=before.height,
-                   resampling=resampling) as vrt:
-        yield vrt
-
-
-def read_padded(src: Any, window: Window, halo: int, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(data, valid) of `window` grown by `halo` px on each side; outside the raster is invalid."""
-    col0, row0 = int(window.col_off) - halo, int(window.row_off) - halo
-    width, height = int(window.width) + 2 * halo, int(window.height) + 2 * halo
-    c0, r0 = max(col0, 0), max(row0, 0)
-    c1, r1 = min(col0 + width, src.width), min(row0 + height, src.height)
-    inner = Window(c0, r0, c1 - c0, r1 - r0)
-    count = len(indexes) if indexes else src.count
-    data = np.zeros((count, height, width), dtype=src.dtypes[0])
-    valid = np.zeros((height, width), dtype=bool)
-    rows, cols = slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)
-    data[:, rows, cols] = read_window(src, inner, indexes)
-    valid[rows, cols] = read_valid_mask(src, inner, indexes)
-    return data, valid
 
 
 def _shifts(radius: int) -> list[tuple[int, int]]:
@@ -201,7 +173,8 @@ def scan_changes(before: DatasetReader, after: Any, kind: Literal["image", "clas
     """One windowed pass: write the change mask (0/1, 255 = no data) and collect change polygons per
     (layer, value); returns them with pixel counts."""
     read = _class_reader(before, after, params) if kind == "classes" else _image_reader(before, after, params)
-    pieces: dict[tuple[str, int], list[shapely.Geometry]] = {}
+    polygonizers: dict[str, Polygonizer] = {}
+    pieces: dict[str, list[tuple[shapely.Polygon, int]]] = {}
     counts = {"valid": 0, "changed": 0}
     m, h = params.min_pixels, params.halo
     with create_raster(mask_path, output_profile(before, 1, "uint8", IGNORE_VALUE)) as dst:
@@ -213,14 +186,16 @@ def scan_changes(before: DatasetReader, after: Any, kind: Literal["image", "clas
             dst.write(np.where(valid, changed, IGNORE_VALUE).astype(np.uint8), 1, window=window)
             counts["valid"] += int(valid.sum())
             counts["changed"] += int(changed.sum())
-            transform = window_transform(window, before.transform)
             for name, labels in layers.items():
-                for value, polys in window_polygons(labels, transform).items():
-                    pieces.setdefault((name, value), []).extend(polys)
+                polygonizer = polygonizers.setdefault(name, Polygonizer(before.width, before.height))
+                pieces.setdefault(name, []).extend(polygonizer.add(window, labels))
         dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (255, 79, 163, 255)})
         dst.update_tags(change_mode=kind, radius_px=str(params.radius), min_pixels=str(params.min_pixels))
-    size = abs(before.transform.a) / 1e3
-    return {key: merge_pieces(polys, size) for key, polys in sorted(pieces.items())}, counts
+    polygons = {}
+    for name in sorted(pieces):
+        for value, polys in by_value([*pieces[name], *polygonizers[name].finish()], before.transform).items():
+            polygons[(name, value)] = polys
+    return polygons, counts
 
 
 def resolve_mode(mode: Mode, before: DatasetReader, after: DatasetReader) -> Literal["image", "classes"]:
@@ -284,9 +259,11 @@ def summarize_changes(props: list[dict[str, Any]], counts: dict[str, int], pixel
 
 def detect_change(before: str | Path, after: str | Path, out_dir: str | Path, model: str | Path | None = None,
                   mode: Mode = "auto", params: ChangeParams | None = None, device: str = "auto",
-                  predict_kwargs: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
+                  predict_kwargs: dict[str, Any] | None = None, overwrite: bool = False,
+                  crs: CrsRequest = None) -> dict[str, Any]:
     """Compare two dates of one area and write `out_dir` atomically: change.tif (1 = changed, 255 = no data),
-    layers/changes.geojson, summary.json, report.html and review.html. Returns the summary.
+    layers/changes.geojson (WGS 84, or the CRS `crs` asks for: "raster" keeps BEFORE's), summary.json, report.html
+    and review.html. Returns the summary.
 
     Raises:
         ConfigError: inputs of different kinds, or a forced `mode` that does not fit them.
@@ -294,6 +271,7 @@ def detect_change(before: str | Path, after: str | Path, out_dir: str | Path, mo
         OutputExistsError: `out_dir` exists and not `overwrite`.
     """
     params = params or ChangeParams()
+    check_request(crs)
     inputs = {"before": describe_input(before), "after": describe_input(after)}
     with atomic_path(out_dir, overwrite, directory=True) as tmp:
         rasters: tuple[Path, Path] = (Path(before), Path(after))
@@ -303,16 +281,17 @@ def detect_change(before: str | Path, after: str | Path, out_dir: str | Path, mo
         with open_raster(rasters[0]) as b_src, open_raster(rasters[1]) as a_src:
             kind = resolve_mode(mode, b_src, a_src)
             resampling = Resampling.nearest if kind == "classes" else Resampling.bilinear
-            with aligned(b_src, a_src, resampling) as a_view:
+            with aligned(a_src, b_src, resampling) as a_view:
                 polygons, counts = scan_changes(b_src, a_view, kind, params, tmp / "change.tif")
             table = class_table_of(b_src) or class_table_of(a_src)
             names = {c.value: c.name for c in table.classes} if table else {}
-            pixel_m, crs = pixel_size(b_src), b_src.crs
+            pixel_m, crs_in = pixel_size_m(b_src), b_src.crs
             geoms, props = change_features(polygons, kind, names, pixel_m, abs(b_src.transform.a * b_src.transform.e))
         parameters = {"mode": kind, **dataclasses.asdict(params), "device": device if model else None}
         summary = {"provenance": provenance(inputs, parameters, str(model) if model else None),
                    **summarize_changes(props, counts, pixel_m)}
-        _write_change_report(tmp, summary, (geoms, props, crs), (Path(before), Path(after)), rasters, kind)
+        _write_change_report(tmp, summary, Features(geoms, props, crs_in), (Path(before), Path(after)), rasters,
+                             kind, keep_request(crs, crs_in))
     return summary
 
 
@@ -365,10 +344,10 @@ def change_html(summary: dict[str, Any]) -> str:
     return report_page(f"landsight change ({mode})", intro, sections, links, summary["provenance"])
 
 
-def _write_change_report(folder: Path, summary: dict[str, Any], layer: tuple[np.ndarray, list[dict[str, Any]], Any],
-                         originals: tuple[Path, Path], rasters: tuple[Path, Path], kind: str) -> None:
-    """Layers, overlays, summary.json, report.html and review.html inside `folder`."""
-    collections = write_layers(folder / "layers", {"changes": layer})
+def _write_change_report(folder: Path, summary: dict[str, Any], layer: Features, originals: tuple[Path, Path],
+                         rasters: tuple[Path, Path], kind: str, crs: CrsRequest) -> None:
+    """Layers (in the CRS `crs` asks for), overlays, summary.json, report.html and review.html inside `folder`."""
+    collections = write_layers(folder / "layers", {"changes": layer}, crs)
     images = _overlays(folder, originals, rasters, kind)
     summary["files"] = {"mask": "change.tif", "summary": "summary.json", "report": "report.html",
                         "review": "review.html", "layers": {"changes": "layers/changes.geojson"},

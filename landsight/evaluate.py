@@ -25,6 +25,7 @@ from landsight.imagery.io import open_raster, read_window
 from landsight.imagery.windows import block_windows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap, table_from_tags
+from landsight.labels.vector_formats import is_vector
 from landsight.labels.vectors import class_values, read_features
 from landsight.metrics import confusion_matrix, summarize
 from landsight.outputs import atomic_path, check_output
@@ -35,9 +36,6 @@ Bounds = tuple[float, float, float, float]
 """(left, bottom, right, top) in the prediction's CRS."""
 TruthReader = Callable[[Window], np.ndarray]
 """Returns the truth as channel indices (IGNORE_VALUE = unlabelled) for a window of the prediction grid."""
-
-_VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml", ".sqlite", ".zip"}
-
 
 def evaluate_prediction(pred_path: str | Path, labels_path: str | Path, out_dir: str | Path,
                         class_field: str | None = None, background: bool = True, bounds: Bounds | None = None,
@@ -140,7 +138,7 @@ def _truth_reader(labels: str | Path, src: DatasetReader, table: ClassTable, fie
 
 def _is_raster(path: str | Path) -> bool:
     """True when `path` opens as a raster (vector formats are recognised by their suffix first)."""
-    if Path(path).suffix.lower() in _VECTOR_SUFFIXES or not Path(path).exists():
+    if is_vector(path) or not Path(path).exists():
         return False
     try:
         with rasterio.open(path):

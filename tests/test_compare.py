@@ -252,7 +252,7 @@ def test_geo_modules_do_not_import_torch_or_click():
 def test_class_by_value_and_metric_crs(scene, tmp_path):
     from rasterio.crs import CRS
 
-    from landsight.compare.sources import metric_crs
+    from landsight.geo import metric_crs
 
     summary = compare_prediction(scene["pred"], scene["labels"], tmp_path / "r", class_name="1",
                                  grid=TileGrid("regular", size=64))
@@ -260,3 +260,18 @@ def test_class_by_value_and_metric_crs(scene, tmp_path):
     assert metric_crs(CRS.from_epsg(32616), (0, 0, 1, 1)) == CRS.from_epsg(32616)
     assert metric_crs(CRS.from_epsg(4326), (-84.3, 33.6, -84.2, 33.7)) == CRS.from_epsg(32616)
     assert metric_crs(CRS.from_epsg(4326), (18.4, -33.95, 18.5, -33.9)) == CRS.from_epsg(32734)
+
+
+def test_layers_are_lon_lat_unless_the_raster_crs_is_asked_for(scene, tmp_path):
+    compare_prediction(scene["pred"], scene["labels"], tmp_path / "ll", grid=TileGrid("regular", size=32))
+    compare_prediction(scene["pred"], scene["labels"], tmp_path / "utm", grid=TileGrid("regular", size=32),
+                       crs="raster")
+    for name in ("shifted", "prediction", "tiles"):
+        lonlat = json.loads((tmp_path / "ll" / "layers" / f"{name}.geojson").read_text())
+        utm = json.loads((tmp_path / "utm" / "layers" / f"{name}.geojson").read_text())
+        assert "crs" not in lonlat and utm["crs"] == CRS_MEMBER, name
+        west, _, east, _ = shapely.total_bounds([shapely.geometry.shape(f["geometry"]) for f in lonlat["features"]])
+        assert -88 < west < east < -86  # EPSG:32616 500000 E is 87 W
+        left, _, right, _ = shapely.total_bounds([shapely.geometry.shape(f["geometry"]) for f in utm["features"]])
+        assert 499999.99 < left < right < 500064.01  # the tiles come back from WGS 84
+

@@ -36,11 +36,11 @@ def best_ious(truth: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def test_round_trip_recovers_osm_buildings(invoke, tmp_path, atlanta_mask, atlanta_image, atlanta_labels):
     out = tmp_path / "buildings.geojson"
-    result = invoke("vectorize", atlanta_mask, "-o", out)
+    result = invoke("vectorize", atlanta_mask, "-o", out, "--crs", "raster")
     assert result.exit_code == 0, result.output
     collection, geoms = _load(out)
     assert {f["properties"]["class"] for f in collection["features"]} == {"building"}  # background 0 skipped
-    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32616"
+    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32616"  # GDAL's legacy member
     assert shapely.is_valid(geoms).all()
     osm = read_features(atlanta_labels).geometries
     ious = best_ious(osm, geoms)
@@ -50,7 +50,7 @@ def test_round_trip_recovers_osm_buildings(invoke, tmp_path, atlanta_mask, atlan
     assert ious.min() >= 0.85
     assert np.median(ious) >= 0.965
     # Cut corners follow slanted outlines better than pixel edges, for every building.
-    invoke("vectorize", atlanta_mask, "-o", tmp_path / "edges.geojson", "--pixel-edges")
+    invoke("vectorize", atlanta_mask, "-o", tmp_path / "edges.geojson", "--pixel-edges", "--crs", "raster")
     _, edges = _load(tmp_path / "edges.geojson")
     assert (ious >= best_ious(osm, edges) - 1e-9).all()
     # The cuts never reach a pixel centre: burning the polygons again gives the same mask.
@@ -62,7 +62,7 @@ def test_round_trip_recovers_osm_buildings(invoke, tmp_path, atlanta_mask, atlan
 
 
 def test_pixel_edges_are_exact(tmp_path, atlanta_mask):
-    vectorize_mask(atlanta_mask, tmp_path / "edges.geojson", smooth=False)
+    vectorize_mask(atlanta_mask, tmp_path / "edges.geojson", smooth=False, dst_crs="raster")
     collection, geoms = _load(tmp_path / "edges.geojson")
     areas = np.array([f["properties"]["area_m2"] for f in collection["features"]])
     np.testing.assert_allclose(areas, shapely.area(geoms), atol=1e-3)
@@ -73,8 +73,8 @@ def test_pixel_edges_are_exact(tmp_path, atlanta_mask):
 
 @pytest.mark.parametrize("block", [128, 100])
 def test_small_blocks_give_whole_objects(tmp_path, atlanta_mask, block):
-    vectorize_mask(atlanta_mask, tmp_path / "one.geojson", block=1024)
-    n = vectorize_mask(atlanta_mask, tmp_path / "many.geojson", block=block)
+    vectorize_mask(atlanta_mask, tmp_path / "one.geojson", block=1024, dst_crs="raster")
+    n = vectorize_mask(atlanta_mask, tmp_path / "many.geojson", block=block, dst_crs="raster")
     _, one = _load(tmp_path / "one.geojson")
     _, many = _load(tmp_path / "many.geojson")
     assert n == len(one) == len(many) == 33
@@ -99,9 +99,10 @@ def test_min_area_drops_small_polygons(invoke, tmp_path, atlanta_mask):
     assert 0 < len(kept) < len(areas)
 
 
-def test_crs_option_writes_lon_lat(invoke, tmp_path, atlanta_mask):
-    invoke("vectorize", atlanta_mask, "-o", tmp_path / "utm.geojson")
-    result = invoke("vectorize", atlanta_mask, "-o", tmp_path / "ll.geojson", "--crs", "EPSG:4326")
+@pytest.mark.parametrize("crs", [[], ["--crs", "EPSG:4326"]])
+def test_geojson_is_lon_lat_by_default(invoke, tmp_path, atlanta_mask, crs):
+    invoke("vectorize", atlanta_mask, "-o", tmp_path / "utm.geojson", "--crs", "raster")
+    result = invoke("vectorize", atlanta_mask, "-o", tmp_path / "ll.geojson", *crs)
     assert result.exit_code == 0, result.output
     utm, _ = _load(tmp_path / "utm.geojson")
     lonlat, geoms = _load(tmp_path / "ll.geojson")
@@ -113,9 +114,20 @@ def test_crs_option_writes_lon_lat(invoke, tmp_path, atlanta_mask):
         [f["properties"]["area_m2"] for f in utm["features"]]
 
 
+def test_geopackage_keeps_the_mask_crs_and_sequences_are_lon_lat(invoke, tmp_path, atlanta_mask):
+    assert invoke("vectorize", atlanta_mask, "-o", tmp_path / "b.gpkg").exit_code == 0
+    features = read_features(tmp_path / "b.gpkg")
+    assert features.crs.to_epsg() == 32616 and len(features) == 33
+    assert invoke("vectorize", atlanta_mask, "-o", tmp_path / "b.geojsonl").exit_code == 0
+    lines = (tmp_path / "b.geojsonl").read_text().splitlines()
+    assert len(lines) == 33 and all(json.loads(line)["type"] == "Feature" for line in lines)
+    result = invoke("vectorize", atlanta_mask, "-o", tmp_path / "c.geojsonl", "--crs", "raster")
+    assert result.exit_code == 2 and "WGS 84" in result.output and not (tmp_path / "c.geojsonl").exists()
+
+
 def test_simplify_reduces_vertices_keeps_area(tmp_path, atlanta_mask):
-    vectorize_mask(atlanta_mask, tmp_path / "raw.geojson")
-    vectorize_mask(atlanta_mask, tmp_path / "smooth.geojson", simplify=0.5)
+    vectorize_mask(atlanta_mask, tmp_path / "raw.geojson", dst_crs="raster")
+    vectorize_mask(atlanta_mask, tmp_path / "smooth.geojson", simplify=0.5, dst_crs="raster")
     _, raw = _load(tmp_path / "raw.geojson")
     _, smooth = _load(tmp_path / "smooth.geojson")
     assert shapely.get_num_coordinates(smooth).sum() < 0.3 * shapely.get_num_coordinates(raw).sum()
@@ -141,8 +153,8 @@ def test_multiclass_mask_ignores_unlabelled(invoke, tmp_path, nc_image, nc_label
 def test_smoothed_classes_still_tile(invoke, tmp_path, nc_image, nc_labels):
     mask = tmp_path / "nc.tif"
     invoke("rasterize", nc_image, nc_labels, "-o", mask, "--class-field", "label", "--ignore-unlabelled")
-    vectorize_mask(mask, tmp_path / "edges.geojson", smooth=False)
-    vectorize_mask(mask, tmp_path / "smooth.geojson")
+    vectorize_mask(mask, tmp_path / "edges.geojson", smooth=False, dst_crs="raster")
+    vectorize_mask(mask, tmp_path / "smooth.geojson", dst_crs="raster")
     _, edges = _load(tmp_path / "edges.geojson")
     _, smooth = _load(tmp_path / "smooth.geojson")
     assert len(smooth) == len(edges) and shapely.is_valid(smooth).all()

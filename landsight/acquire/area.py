@@ -12,8 +12,8 @@ from rasterio.crs import CRS
 
 from landsight.acquire.errors import AreaError
 from landsight.errors import LabelError, RasterError
+from landsight.geo import WGS84, reproject_geometries
 from landsight.imagery.io import open_raster
-from landsight.labels.geojson import WGS84, reproject_geometries
 from landsight.labels.vectors import read_features
 
 MAX_LATITUDE = 85.0511287798066

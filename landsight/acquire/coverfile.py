@@ -15,7 +15,9 @@ import shapely
 
 from landsight.acquire.cover import Cell, GridCell, cell_bounds, cell_id
 from landsight.acquire.errors import CoverError
-from landsight.labels.geojson import feature_collection
+from landsight.geo import WGS84
+from landsight.labels.vector_out import write_features
+from landsight.labels.vectors import Features
 from landsight.outputs import atomic_path, check_output
 
 XYZ_HEADER = ("x", "y", "z")
@@ -35,9 +37,9 @@ def write_cover(output: str | Path, cells: Sequence[Cell], splits: Sequence[str]
     csv_path, geojson_path = cover_paths(output)
     check_output(csv_path, overwrite)
     check_output(geojson_path, overwrite)
-    with atomic_path(csv_path, overwrite) as tmp_csv, atomic_path(geojson_path, overwrite) as tmp_geojson:
+    with atomic_path(csv_path, overwrite) as tmp_csv:
         tmp_csv.write_text(_csv_text(cells, splits), newline="")
-        tmp_geojson.write_text(json.dumps(_geojson(cells, splits), separators=(",", ":")))
+        write_features(geojson_path, _cell_features(cells, splits), overwrite=overwrite, precision=9)
     return csv_path, geojson_path
 
 
@@ -52,9 +54,10 @@ def _csv_text(cells: Sequence[Cell], splits: Sequence[str] | None) -> str:
     return buffer.getvalue()
 
 
-def _geojson(cells: Sequence[Cell], splits: Sequence[str] | None) -> dict:
+def _cell_features(cells: Sequence[Cell], splits: Sequence[str] | None) -> Features:
+    """The cells' outlines (in their CRS) with id, x, y and z (or epsg and size) and split properties."""
     if not cells:
-        return {"type": "FeatureCollection", "features": []}
+        return Features(np.array([], dtype=object), [], WGS84)
     crs, _ = cell_bounds(cells[0])
     boxes = np.array([_outline(c) for c in cells], dtype=object)
     properties = []
@@ -64,7 +67,7 @@ def _geojson(cells: Sequence[Cell], splits: Sequence[str] | None) -> dict:
         if splits:
             props["split"] = splits[i]
         properties.append(props)
-    return feature_collection(boxes, properties, crs, precision=9)
+    return Features(boxes, properties, crs)
 
 
 def _outline(cell: Cell) -> shapely.Polygon:

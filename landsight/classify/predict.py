@@ -1,10 +1,9 @@
-"""Classify chips, folders and rasters; write the results as CSV, a GeoJSON grid, or a class raster (one pixel per
-chip-size window)."""
+"""Classify chips, folders and rasters; write the results as CSV, a vector grid (GeoJSON, GeoPackage, ...), or a
+class raster (one pixel per chip-size window)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,15 +18,19 @@ from rich.progress import Progress
 from landsight.classify.classifier import Classifier
 from landsight.classify.inputs import InputChip, batched, iter_inputs
 from landsight.errors import ConfigError
+from landsight.geo import WGS84, reproject_geometries
 from landsight.imagery.io import create_raster, open_raster
 from landsight.labels.classes import IGNORE_VALUE
-from landsight.labels.geojson import feature_collection
 from landsight.labels.rasterize import classes_tag
+from landsight.labels.vector_formats import is_vector, vector_format
+from landsight.labels.vector_out import CrsRequest, check_request, write_features
+from landsight.labels.vectors import Features
 from landsight.outputs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
 
-OUTPUT_KINDS = {".csv": "csv", ".geojson": "geojson", ".json": "geojson", ".tif": "raster", ".tiff": "raster"}
+OUTPUT_KINDS = {".csv": "csv", ".tif": "raster", ".tiff": "raster"}
+"""Outputs other than vector files (`landsight.labels.vector_formats.is_vector`)."""
 
 
 def chip_row(chip: InputChip, probs: np.ndarray, classes: Sequence[str], decided: Sequence[str]) -> dict[str, Any]:
@@ -66,22 +69,23 @@ def write_csv_rows(rows: Sequence[dict[str, Any]], path: str | Path, overwrite: 
         writer.writerows(rows)
 
 
-def write_geojson_grid(chips: Sequence[InputChip], rows: Sequence[dict[str, Any]], path: str | Path,
-                       overwrite: bool = False) -> int:
-    """Chip footprints as WGS 84 polygons carrying the result rows; chips without georeference are refused."""
-    footprints = {i: c.bounds for i, c in enumerate(chips) if c.bounds is not None}
-    missing = [c.id for i, c in enumerate(chips) if i not in footprints or c.crs is None]
+def write_vector_grid(chips: Sequence[InputChip], rows: Sequence[dict[str, Any]], path: str | Path,
+                      overwrite: bool = False, crs: CrsRequest = None) -> int:
+    """Chip footprints carrying the result rows as a vector file (format by extension, CRS by `crs`: see
+    `landsight.labels.vector_out`; "raster" keeps the chips' CRS when they share one); chips without georeference
+    are refused."""
+    missing = [c.id for c in chips if c.bounds is None or c.crs is None]
     if missing:
         raise ConfigError(f"{len(missing)} input(s) have no georeference, e.g. {missing[:2]}; write CSV instead "
-                          "(-o OUT.csv)")
-    features: list[dict[str, Any]] = []
-    for crs in sorted({c.crs for c in chips}, key=str):
-        pick = [i for i, c in enumerate(chips) if c.crs == crs]
-        boxes = np.array([shapely.box(*footprints[i]) for i in pick], dtype=object)
-        features += feature_collection(boxes, [rows[i] for i in pick], CRS.from_user_input(crs))["features"]
-    with atomic_path(path, overwrite) as tmp:
-        tmp.write_text(json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":")))
-    return len(features)
+                          "(a .csv output)")
+    crss = sorted({c.crs for c in chips}, key=str)
+    common = CRS.from_user_input(crss[0]) if len(crss) == 1 else WGS84
+    boxes = np.empty(len(chips), dtype=object)
+    for crs_text in crss:
+        pick = [i for i, c in enumerate(chips) if c.crs == crs_text]
+        footprints = np.array([shapely.box(*b) for b in (chips[i].bounds for i in pick) if b is not None], dtype=object)
+        boxes[pick] = reproject_geometries(footprints, CRS.from_user_input(crs_text), common)
+    return write_features(path, Features(boxes, list(rows), common), crs, overwrite)
 
 
 def write_class_raster(classifier: Classifier, chips: Sequence[InputChip], rows: Sequence[dict[str, Any]],
@@ -109,21 +113,26 @@ def write_class_raster(classifier: Classifier, chips: Sequence[InputChip], rows:
 
 
 def predict_to_file(classifier: Classifier, inputs: Sequence[str | Path], output: str | Path | None,
-                    indexes: Sequence[int] | None = None, overwrite: bool = False) -> list[dict[str, Any]]:
-    """Classify `inputs` and write `output` by its suffix (.csv, .geojson, .tif); returns the rows."""
+                    indexes: Sequence[int] | None = None, overwrite: bool = False,
+                    crs: CrsRequest = None) -> list[dict[str, Any]]:
+    """Classify `inputs` and write `output` by its suffix (.csv, .tif, or a vector file such as .geojson or .gpkg
+    in the CRS `crs` asks for); returns the rows."""
     kind = None
     if output is not None:
-        kind = OUTPUT_KINDS.get(Path(output).suffix.lower())
+        kind = "vector" if is_vector(output) else OUTPUT_KINDS.get(Path(output).suffix.lower())
         if kind is None:
-            raise ConfigError(f"-o {output}: use a .csv, .geojson or .tif output")
+            raise ConfigError(f"output {output}: use a .csv, .tif or vector (.geojson, .gpkg) output")
         check_output(output, overwrite)
+        if kind == "vector":
+            vector_format(output)  # a format landsight cannot write fails before the work
+            check_request(crs)
     chips, rows = classify_inputs(classifier, inputs, indexes)
     if output is None:
         return rows
     if kind == "csv":
         write_csv_rows(rows, output, overwrite)
-    elif kind == "geojson":
-        write_geojson_grid(chips, rows, output, overwrite)
+    elif kind == "vector":
+        write_vector_grid(chips, rows, output, overwrite, crs)
     elif kind == "raster":
         write_class_raster(classifier, chips, rows, output, overwrite)
     return rows

@@ -14,14 +14,13 @@ import shapely
 from rasterio import windows as rio_windows
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rich.progress import track
 
 from landsight.classify.chips import ChipSet, read_chip_window
 from landsight.errors import ConfigError, LabelError
 from landsight.imagery.bands import BandSpec, band_spec_for
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import aligned, open_raster
 from landsight.imagery.windows import sliding_windows
 from landsight.labels.classes import IGNORE_VALUE
 from landsight.labels.rasterize import burn_window, table_from_tags
@@ -89,15 +88,6 @@ def _spec(src: DatasetReader, indexes: Sequence[int] | None, names: Sequence[str
     return spec
 
 
-def _aligned(label_src: DatasetReader, src: DatasetReader) -> DatasetReader | WarpedVRT:
-    """The label raster on the image's grid (nearest neighbour) unless it already is."""
-    if (label_src.crs, label_src.transform, label_src.width, label_src.height) == (
-            src.crs, src.transform, src.width, src.height):
-        return label_src
-    return WarpedVRT(label_src, crs=src.crs, transform=src.transform, width=src.width, height=src.height,
-                     resampling=Resampling.nearest)
-
-
 def cut_chips(image: str | Path, grid: ChipGrid, labeller: Callable[[Window], list[str] | None],
               classes: Sequence[str], multi_label: bool = False, indexes: Sequence[int] | None = None,
               band_names: Sequence[str] | None = None, source: dict[str, object] | None = None) -> ChipSet:
@@ -135,11 +125,11 @@ def chips_from_cloud_mask(image: str | Path, mask: str | Path, rule: CloudRule, 
                           indexes: Sequence[int] | None = None,
                           band_names: Sequence[str] | None = None) -> ChipSet:
     """Clear / cloudy chips of `image`, labelled by the cloud cover of `mask` (a QA band or a binary mask)."""
-    with open_raster(image) as src, open_raster(mask) as mask_src:
-        aligned = _aligned(mask_src, src)
+    with open_raster(image) as src, open_raster(mask) as mask_src, \
+            aligned(mask_src, src, Resampling.nearest) as view:
 
         def labeller(window: Window) -> list[str]:
-            return rule.label(aligned.read(1, window=window))
+            return rule.label(view.read(1, window=window))
 
         chips = cut_chips(image, grid, labeller, CLOUD_CLASSES, False, indexes, band_names,
                           {"kind": "cloud-mask", "mask": str(Path(mask).resolve()), "cloudy_if": rule.cloudy_if,
@@ -164,13 +154,11 @@ def _label_reader(labels: str | Path, src: DatasetReader, class_field: str | Non
     """A function reading class values (IGNORE_VALUE = unlabelled) of a window of `src`, and value -> name."""
     if Path(labels).suffix.lower() in (".tif", ".tiff", ".vrt"):
         label_src = stack.enter_context(open_raster(labels))
-        aligned = _aligned(label_src, src)
-        if aligned is not label_src:
-            stack.enter_context(aligned)
+        view = stack.enter_context(aligned(label_src, src, Resampling.nearest))
         nodata = label_src.nodata
 
         def read_raster(window: Window) -> np.ndarray:
-            data = aligned.read(1, window=window)
+            data = view.read(1, window=window)
             unlabelled = (data == nodata) | ~np.isfinite(data) | (data >= IGNORE_VALUE) | (data < 0)
             return np.where(unlabelled, IGNORE_VALUE, data)
 

@@ -29,15 +29,16 @@ from landsight.imagery.bands import parse_band_indexes
 @options.device_opt
 @click.option("--batch-size", type=click.IntRange(1), default=None, help="With --model: windows per batch.")
 @click.option("--overlap", type=click.IntRange(0), default=None, help="With --model: window overlap in pixels.")
+@options.crs_opt
 @options.overwrite_opt
 def change(before: str, after: str, output: str, model: str | None, mode: str, radius: int, threshold: float,
            min_pixels: int, bands: str | None, device: str, batch_size: int | None, overlap: int | None,
-           overwrite: bool) -> None:
+           crs: str | None, overwrite: bool) -> None:
     """Detect change between BEFORE and AFTER (two images of one area, or two class rasters from `predict`)."""
     indexes = parse_band_indexes(bands)
     params = ChangeParams(radius, threshold, min_pixels, tuple(indexes) if indexes else None)
     extra = {k: v for k, v in {"batch_size": batch_size, "overlap": overlap}.items() if v is not None}
-    summary = detect_change(before, after, output, model, cast(Mode, mode), params, device, extra, overwrite)
+    summary = detect_change(before, after, output, model, cast(Mode, mode), params, device, extra, overwrite, crs)
     px = summary["pixels"]
     click.echo(f"changed: {px['changed']} of {px['valid']} px ({summary['changed_area_m2']:.1f} m²), "
                f"{summary['polygons']} polygon(s)")

@@ -200,18 +200,20 @@ def report(model: str, as_json: bool, open_page: bool) -> None:
 @options.model_arg
 @click.argument("inputs", nargs=-1, required=True, type=options.InputPath())
 @click.option("-o", "--output", default=None, type=click.Path(),
-              help="OUT.csv, OUT.geojson (chip footprints) or OUT.tif (class per window of one raster).")
+              help="OUT.csv, a vector file of chip footprints (OUT.geojson in WGS 84, OUT.gpkg, ...) or OUT.tif "
+                   "(class per window of one raster).")
 @options.bands_opt
 @options.device_opt
+@options.crs_opt
 @options.overwrite_opt
 def predict(model: str, inputs: tuple[str, ...], output: str | None, bands: str | None, device: str,
-            overwrite: bool) -> None:
+            crs: str | None, overwrite: bool) -> None:
     """Classify INPUTS (chip files, folders of chips, rasters cut into chip-size windows) with MODEL."""
     from landsight.classify.classifier import Classifier
     from landsight.classify.predict import predict_to_file
 
     classifier = Classifier.load(model, device)
-    rows = predict_to_file(classifier, inputs, output, parse_band_indexes(bands), overwrite)
+    rows = predict_to_file(classifier, inputs, output, parse_band_indexes(bands), overwrite, crs)
     if output is None:
         for row in rows:
             click.echo(f"{row['id']}\t{row['class']}\t" + " ".join(f"{k}={v:.3f}" for k, v in row.items()

@@ -35,10 +35,11 @@ from landsight.compare import MatchParams, TileGrid, compare_prediction
               help="Ignore predicted polygons and missing pieces smaller than this (m²).")
 @click.option("--threshold", type=options.FiniteFloatRange(0, 1), default=0.5, show_default=True,
               help="Foreground probability threshold for 1-band probability rasters.")
+@options.crs_opt
 @options.overwrite_opt
 def compare(pred: str, labels: str, output: str, class_name: str | None, image: str | None, grid: str, zoom: int,
             tile_size: int, qod_threshold: float, iou_threshold: float, max_shift: float | None,
-            tolerance: float | None, min_area: float, threshold: float, overwrite: bool) -> None:
+            tolerance: float | None, min_area: float, threshold: float, crs: str | None, overwrite: bool) -> None:
     """Compare PRED (mask/probability raster from `predict`, or polygons from `vectorize`) with open data LABELS.
 
     Writes per-tile IoU/QoD, per-feature layers (confirmed, shifted, unsupported, missing), summary.json,
@@ -48,7 +49,7 @@ def compare(pred: str, labels: str, output: str, class_name: str | None, image: 
                         tolerance=tolerance, min_area=min_area)
     tile_grid = TileGrid(cast(Literal["xyz", "regular"], grid), zoom, tile_size)
     summary = compare_prediction(pred, labels, output, class_name, image, tile_grid, qod_threshold, match, threshold,
-                                 overwrite=overwrite)
+                                 overwrite=overwrite, crs=crs)
     for status, entry in summary["features"].items():
         click.echo(f"{status:>12}: {entry['count']:>6} features, {entry['area_m2']:>12.1f} m²")
     tiles = summary["tiles"]

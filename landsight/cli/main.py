@@ -82,4 +82,5 @@ def cli(verbose: int, quiet: int) -> None:
     level = max(10, min(50, 20 - 10 * verbose + 10 * quiet))
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)],
                         force=True)
-    logging.getLogger("rasterio").setLevel(max(level, logging.WARNING))
+    for name in ("rasterio", "pyogrio"):  # their INFO lines ("Created N records") are not landsight's report
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

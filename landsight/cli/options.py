@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from landsight.errors import ConfigError
+from landsight.labels.vector_out import KEEP_CRS, check_request
 from landsight.outputs import register_input
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class InputPath(click.Path):
@@ -46,6 +51,29 @@ class ThreadCount(click.ParamType):
             self.fail(f"{count} thread(s): give at least 1, or auto.", param, ctx)
         return count
 
+
+class VectorCrs(click.ParamType):
+    """The CRS of written vectors: "raster" (keep the raster's) or a CRS such as EPSG:3857."""
+
+    name = "crs"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            check_request(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return KEEP_CRS if str(value).lower() == KEEP_CRS else value
+
+
+def crs_option(*aliases: str) -> Callable[[F], F]:
+    """`--crs` (plus `aliases`): the CRS of the vectors a command writes, one meaning for every command."""
+    return click.option("--crs", *aliases, "crs", type=VectorCrs(), default=None,
+                        help="CRS of written vectors: 'raster' keeps the raster's, or a CRS such as EPSG:3857 "
+                             "[default: WGS 84 longitude/latitude for GeoJSON (RFC 7946) and GeoJSON sequences, the "
+                             "raster's CRS for GeoPackage and other formats].")
+
+
+crs_opt = crs_option()
 
 SEED = click.IntRange(0, 2**31 - 1)
 """Random seeds: what every random generator landsight seeds (Python, NumPy, torch) accepts."""

@@ -39,9 +39,10 @@ def pipeline() -> None:
               help="Polygon simplification tolerance, in the mask's CRS units.")
 @click.option("--min-area", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Drop polygons smaller than this, in m².")
-@click.option("--polygon-crs", default="EPSG:4326", show_default=True, help="CRS of the GeoJSON sequence.")
+@options.crs_option("--polygon-crs")
 @click.option("--polygons/--no-polygons", default=True, show_default=True,
-              help="Write polygons (KEY.geojsonl); without them `landsight vectorize` can make them later.")
+              help="Write polygons (KEY.geojsonl, or KEY.gpkg with a --crs other than WGS 84); without them "
+                   "`landsight vectorize` can make them later.")
 @click.option("--streaming", is_flag=True, help="Watch --input and process rasters as they arrive.")
 @click.option("--stop-after", type=options.FiniteFloatRange(min=0), default=None,
               help="Streaming: stop watching after this many seconds, finish in-flight rasters and exit.")
@@ -54,9 +55,12 @@ def pipeline() -> None:
 @click.pass_context
 def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: str | None, out_dir: str, runner: str,
         engine: str, window: int, overlap: int, batch_size: int, bands: str | None, device: str, simplify: float,
-        min_area: float, polygon_crs: str, polygons: bool, streaming: bool, stop_after: float | None,
+        min_area: float, crs: str | None, polygons: bool, streaming: bool, stop_after: float | None,
         poll_interval: float, window_seconds: float, parallelism: int) -> None:
-    """Segment rasters into masks (COG), polygons (GeoJSON sequence) and per-window stats in OUT_DIR.
+    """Segment rasters into masks (COG), polygons and per-window stats in OUT_DIR.
+
+    Polygons are a GeoJSON sequence in WGS 84 (KEY.geojsonl), or a GeoPackage (KEY.gpkg) in the CRS --crs names
+    ('raster': each mask's own).
 
     Unknown options are passed to Beam, e.g. `--runner PortableRunner --job_endpoint=localhost:8099
     --environment_type=LOOPBACK`. Completed rasters are skipped on a rerun; failed ones are recorded in
@@ -68,7 +72,7 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
     beam_log.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
     indexes = parse_band_indexes(bands)
     config = JobConfig(model, out_dir, cloud_model, window, overlap, batch_size, tuple(indexes) if indexes else None,
-                       device, simplify, min_area, polygon_crs, polygons)
+                       device, simplify, min_area, crs, polygons)
     if engine == "flink":
         if streaming or ctx.args:
             raise click.UsageError("--engine flink runs batch jobs only, without Beam options")

@@ -1,4 +1,4 @@
-"""`landsight vectorize`: a class mask -> GeoJSON polygons per class."""
+"""`landsight vectorize`: a class mask -> polygons per class (GeoJSON, GeoJSON sequence, GeoPackage, ...)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from landsight.vectorize import vectorize_mask
               help="Keep the exact pixel edges (staircases) instead of cutting pixel corners into straight lines.")
 @click.option("--min-area", default=0.0, show_default=True, type=options.FiniteFloatRange(min=0),
               help="Drop polygons smaller than this, in m² (CRS units² for projected masks).")
-@click.option("--crs", "dst_crs", default=None, help="Output CRS, e.g. EPSG:4326 (default: the mask's CRS).")
+@options.crs_opt
 @click.option("--block", default=1024, show_default=True, type=click.IntRange(min=16),
               help="Read the mask in windows of this many pixels; objects crossing windows are merged.")
 @options.overwrite_opt
-def vectorize(mask: str, output: str, simplify: float, pixel_edges: bool, min_area: float, dst_crs: str | None,
+def vectorize(mask: str, output: str, simplify: float, pixel_edges: bool, min_area: float, crs: str | None,
               block: int, overwrite: bool) -> None:
-    """Turn MASK (class values per pixel) into polygons per class, written as GeoJSON."""
-    n = vectorize_mask(mask, output, simplify, min_area, dst_crs, overwrite, block, not pixel_edges)
+    """Turn MASK (class values per pixel) into polygons per class, written in the format the --output extension
+    names: .geojson (RFC 7946, WGS 84), .geojsonl (one feature per line), .gpkg (the mask's CRS), ..."""
+    n = vectorize_mask(mask, output, simplify, min_area, crs, overwrite, block, not pixel_edges)
     click.echo(f"wrote {n} polygon(s) to {output}")

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
 from rasterio.io import DatasetReader
-from rasterio.windows import transform as window_transform
 
 from landsight.compare import report
 from landsight.compare.features import STATUSES, Matched, MatchParams, Status, match_features, summarize_matches
-from landsight.compare.shapes import merge_pieces, window_polygons
-from landsight.compare.sources import (
-    Prediction,
-    all_windows,
-    describe_raster,
-    footprint,
-    is_vector,
-    metric_crs,
-    read_open_data,
-    resolve_prediction,
-)
+from landsight.compare.sources import Prediction, describe_raster, footprint, read_open_data, resolve_prediction
 from landsight.compare.tiles import TileCounter, TileGrid, score_tiles, worst_tiles
 from landsight.errors import ConfigError
+from landsight.geo import WGS84, metric_crs, pixel_size_m, reproject_geometries
 from landsight.imagery.io import open_raster
-from landsight.labels.geojson import WGS84, reproject_geometries
+from landsight.imagery.windows import all_windows
+from landsight.labels.polygonize import Polygonizer, by_value
 from landsight.labels.rasterize import burn_window
+from landsight.labels.vector_formats import is_vector
+from landsight.labels.vector_out import CrsRequest, check_request, keep_request
 from landsight.labels.vectors import Features
 from landsight.metrics import summarize
 from landsight.outputs import check_output
@@ -43,24 +35,16 @@ def scan(src: DatasetReader, prediction: Prediction, labels: np.ndarray, grid: T
     """One windowed pass: per-tile confusion counts and the predicted polygons (polygonized unless given)."""
     tree = shapely.STRtree(labels)
     ones = np.ones(len(labels), dtype=np.uint8)
-    counter, pieces = TileCounter(), []
+    counter, polygonizer, pieces = TileCounter(), Polygonizer(src.width, src.height), []
     for window in all_windows(src, block):
         fg, valid = prediction.foreground(src, window)
         truth = burn_window(labels, ones, tree, src.transform, window, 0).astype(bool)
         counter.add(grid.keys(window, src.transform, src.crs, src.width), fg, truth, valid)
         if prediction.polygons is None:
-            pieces.extend(window_polygons(fg.astype(np.uint8), window_transform(window, src.transform)).get(1, []))
-    polygons = prediction.polygons if prediction.polygons is not None else merge_pieces(pieces, pixel_size(src) / 1e3)
-    return counter, polygons
-
-
-def pixel_size(src: DatasetReader) -> float:
-    """Pixel width in metres (approximate for geographic CRSs)."""
-    size = abs(src.transform.a)
-    if src.crs.is_projected:
-        return float(size * src.crs.linear_units_factor[1])
-    lat = (src.bounds.bottom + src.bounds.top) / 2
-    return float(size * 111_320 * math.cos(math.radians(lat)))
+            pieces += polygonizer.add(window, fg.astype(np.uint8))
+    if prediction.polygons is not None:
+        return counter, prediction.polygons
+    return counter, by_value([*pieces, *polygonizer.finish()], src.transform).get(1, np.asarray([], dtype=object))
 
 
 def match_in_metres(src: DatasetReader, pred: np.ndarray, labels: np.ndarray, features: Features,
@@ -79,17 +63,19 @@ def match_in_metres(src: DatasetReader, pred: np.ndarray, labels: np.ndarray, fe
 def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path, class_name: str | None = None,
                        image: str | Path | None = None, grid: TileGrid | None = None, qod_threshold: float = 80.0,
                        match: MatchParams | None = None, threshold: float = 0.5, block: int = 1024,
-                       overwrite: bool = False) -> dict[str, Any]:
+                       overwrite: bool = False, crs: CrsRequest = None) -> dict[str, Any]:
     """Compare a prediction (class/probability raster, or polygons with `image` as grid) with open-data `labels`.
 
     Writes `out_dir` atomically: summary.json, report.html, review.html (+ assets/, overlays/) and layers/*.geojson
-    (confirmed, shifted, unsupported, missing, prediction, tiles). Returns the summary.
+    (confirmed, shifted, unsupported, missing, prediction, tiles) in WGS 84, or in the CRS `crs` asks for ("raster":
+    the grid raster's). Returns the summary.
 
     Raises:
         ConfigError: polygons given without `image`, or an ambiguous/unknown class.
         OutputExistsError: `out_dir` exists and not `overwrite`.
     """
     check_output(out_dir, overwrite, directory=True)
+    check_request(crs)
     grid, match = grid or TileGrid(), match or MatchParams()
     grid_raster = image if is_vector(pred) else pred
     if grid_raster is None:
@@ -97,7 +83,7 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
                           "the comparison grid and extent")
     with open_raster(grid_raster) as src:
         prediction = resolve_prediction(src, pred, class_name, threshold)
-        match = match.resolved(pixel_size(src))
+        match = match.resolved(pixel_size_m(src))
         extent = footprint(src, block)
         features, clipped = read_open_data(labels, src.crs, extent)
         counter, polygons = scan(src, prediction, clipped, grid, block)
@@ -105,16 +91,16 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
             polygons = shapely.intersection(polygons, extent)
             polygons = polygons[~shapely.is_empty(polygons)]
         tiles, tile_geoms = score_tiles(counter, grid, src.transform, src.crs, src.width)
-        matches, crs = match_in_metres(src, polygons, clipped, features, match)
+        matches, metric = match_in_metres(src, polygons, clipped, features, match)
         facts, crs_in = describe_raster(src), src.crs
     summary = _summary(pred, labels, image, prediction, counter, tiles, matches, grid, qod_threshold, match, facts)
-    layers: dict[str, report.Layer] = {
-        status: (np.asarray(matches[status].geometries, dtype=object), matches[status].properties, crs)
+    layers: dict[str, Features] = {
+        status: Features(np.asarray(matches[status].geometries, dtype=object), matches[status].properties, metric)
         for status in STATUSES}
-    layers["prediction"] = (polygons, [{"pred_id": i} for i in range(len(polygons))], crs_in)
-    layers["tiles"] = (np.asarray(tile_geoms, dtype=object), tiles, WGS84)
+    layers["prediction"] = Features(polygons, [{"pred_id": i} for i in range(len(polygons))], crs_in)
+    layers["tiles"] = Features(np.asarray(tile_geoms, dtype=object), tiles, WGS84)
     sources = report.Sources(pred=Path(pred), prediction=prediction, image=Path(image) if image else None)
-    report.write_compare_report(out_dir, summary, layers, sources, overwrite)
+    report.write_compare_report(out_dir, summary, layers, sources, overwrite, keep_request(crs, crs_in))
     log.info("compared %s with %s: %s", pred, labels,
              ", ".join(f"{s} {summary['features'][s]['count']}" for s in STATUSES))
     return summary

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import html
-import json
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from rasterio.crs import CRS
-
 from landsight.compare.sources import Prediction
-from landsight.labels.geojson import feature_collection
+from landsight.labels.vector_out import CrsRequest
+from landsight.labels.vectors import Features
 from landsight.outputs import atomic_path
-from landsight.paths import child_path
-from landsight.report.html import Section, render_page
+from landsight.report.files import write_json, write_layers
+from landsight.report.html import Section, report_page, table
 from landsight.review import ImageLayer, ReviewItems, VectorLayer, render_image, render_mask, write_review_page
-
-Layer = tuple[np.ndarray, list[dict[str, Any]], CRS]
-"""(geometries, properties, CRS of the geometries)."""
 
 STYLES: dict[str, tuple[str, str, float, bool]] = {
     "confirmed": ("agreement (confirmed)", "#8c8c8c", 0.35, True),
@@ -44,42 +36,6 @@ class Sources:
     pred: Path
     prediction: Prediction
     image: Path | None = None
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Pretty JSON (NaN -> error, so callers pass clean values)."""
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False), encoding="utf-8")
-
-
-def write_layers(folder: Path, layers: dict[str, Layer]) -> dict[str, dict[str, Any]]:
-    """Write each layer as `folder`/NAME.geojson (WGS 84; NAME must be a plain file name); returns the
-    FeatureCollections."""
-    folder.mkdir(parents=True, exist_ok=True)
-    collections = {}
-    for name, (geoms, props, crs) in layers.items():
-        collections[name] = feature_collection(geoms, props, crs)
-        child_path(folder, f"{name}.geojson").write_text(json.dumps(collections[name], separators=(",", ":")), "utf-8")
-    return collections
-
-
-def fmt(value: Any) -> str:
-    """A table cell: floats to 4 significant digits, None empty."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[list[str]]:
-    """Rows for `landsight.report.html.Section.table`: the header, then formatted cells."""
-    return [list(header), *([fmt(c) for c in row] for row in rows)]
-
-
-def report_page(title: str, intro: str, sections: Sequence[Section], links: dict[str, str],
-                provenance: dict[str, Any]) -> str:
-    """A static report (landsight.report.html) with a line of links under the title and provenance at the end."""
-    page = render_page(title, intro, [*sections, Section("Provenance", pre=json.dumps(provenance, indent=2))])
-    nav = " · ".join(f'<a href="{html.escape(href)}">{html.escape(text)}</a>' for text, href in links.items())
-    return page.replace("</h1>", f"</h1><p>{nav}</p>", 1)
 
 
 def compare_html(summary: dict[str, Any]) -> str:
@@ -129,11 +85,12 @@ def review_items(tiles: dict[str, Any], worst: list[dict[str, Any]], title: str 
     return ReviewItems(title, {"type": "FeatureCollection", "features": features}, ("qod", "iou"))
 
 
-def write_compare_report(out_dir: str | Path, summary: dict[str, Any], layers: dict[str, Layer], sources: Sources,
-                         overwrite: bool = False) -> Path:
-    """Write the whole report directory atomically (nothing appears at `out_dir` unless every file was written)."""
+def write_compare_report(out_dir: str | Path, summary: dict[str, Any], layers: dict[str, Features], sources: Sources,
+                         overwrite: bool = False, crs: CrsRequest = None) -> Path:
+    """Write the whole report directory atomically (nothing appears at `out_dir` unless every file was written);
+    layers in the CRS `crs` asks for (default WGS 84)."""
     with atomic_path(out_dir, overwrite, directory=True) as tmp:
-        collections = write_layers(tmp / "layers", layers)
+        collections = write_layers(tmp / "layers", layers, crs)
         images = render_overlays(tmp, sources)
         summary["files"] = {"summary": "summary.json", "report": "report.html", "review": "review.html",
                             "layers": {n: f"layers/{n}.geojson" for n in layers},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,31 +12,19 @@ import shapely
 from rasterio.crs import CRS
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 
-from landsight.compare.shapes import polygons_by_value
 from landsight.errors import ConfigError, LabelError, RasterError
 from landsight.imagery.io import read_valid_mask, read_window
-from landsight.imagery.windows import block_windows
+from landsight.imagery.windows import all_windows
 from landsight.labels.classes import ClassTable
-from landsight.labels.rasterize import burn_window, table_from_tags
+from landsight.labels.polygonize import by_value, polygonize
+from landsight.labels.rasterize import burn_window, class_table_of
+from landsight.labels.vector_formats import is_vector
 from landsight.labels.vectors import Features, read_features
 
 log = logging.getLogger(__name__)
 
-VECTOR_SUFFIXES = {".geojson", ".json", ".geojsonl", ".gpkg", ".shp", ".fgb", ".gml", ".kml"}
-
 PredictionKind = Literal["classes", "probability", "polygons"]
-
-
-def is_vector(path: str | Path) -> bool:
-    """True when `path` names a vector file (by its suffix)."""
-    return Path(path).suffix.lower() in VECTOR_SUFFIXES
-
-
-def class_table_of(src: DatasetReader) -> ClassTable | None:
-    """The class table in a mask's `classes` tag (written by `rasterize` and `predict`), or None."""
-    return table_from_tags(src.tags(), src.name)
 
 
 def is_probability(src: DatasetReader) -> bool:
@@ -144,9 +131,8 @@ def footprint(src: DatasetReader, block: int = 1024) -> shapely.Geometry:
     """The area where `src` has valid pixels: its bounds, or the polygonized valid mask when it has nodata."""
     if src.nodata is None and all(flag.name == "all_valid" for flag in src.mask_flag_enums[0]):
         return shapely.box(*src.bounds)
-    chunks = ((read_valid_mask(src, w).astype(np.uint8), window_transform(w, src.transform))
-              for w in all_windows(src, block))
-    parts = polygons_by_value(chunks, abs(src.transform.a)).get(1, np.asarray([], dtype=object))
+    chunks = ((w, read_valid_mask(src, w).astype(np.uint8), None) for w in all_windows(src, block))
+    parts = by_value(polygonize(chunks, src.width, src.height), src.transform).get(1, np.asarray([], dtype=object))
     return shapely.union_all(parts) if len(parts) else shapely.Polygon()
 
 
@@ -154,9 +140,8 @@ def prediction_polygons(src: DatasetReader, prediction: Prediction, block: int =
     """Polygons of the predicted foreground in `src`'s CRS (the vector prediction as read, or polygonized)."""
     if prediction.polygons is not None:
         return prediction.polygons
-    chunks = ((prediction.foreground(src, w)[0].astype(np.uint8), window_transform(w, src.transform))
-              for w in all_windows(src, block))
-    return polygons_by_value(chunks, abs(src.transform.a)).get(1, np.asarray([], dtype=object))
+    chunks = ((w, prediction.foreground(src, w)[0].astype(np.uint8), None) for w in all_windows(src, block))
+    return by_value(polygonize(chunks, src.width, src.height), src.transform).get(1, np.asarray([], dtype=object))
 
 
 def read_open_data(path: str | Path, crs: CRS, extent: shapely.Geometry) -> tuple[Features, np.ndarray]:
@@ -170,20 +155,6 @@ def read_open_data(path: str | Path, crs: CRS, extent: shapely.Geometry) -> tupl
                     features.crs)
     clipped = shapely.make_valid(shapely.intersection(kept.geometries, extent))
     return kept, np.asarray(clipped, dtype=object)
-
-
-def metric_crs(crs: CRS, bounds: tuple[float, float, float, float]) -> CRS:
-    """`crs` when projected, else the WGS 84 UTM zone of the centre of `bounds` (lon/lat) for metres."""
-    if crs.is_projected:
-        return crs
-    lon, lat = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-    zone = min(60, int((lon + 180) // 6) + 1)
-    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
-def all_windows(src: DatasetReader, block: int) -> Iterator[Window]:
-    """Disjoint windows of at most `block` px covering `src` once (every pixel counted exactly once)."""
-    yield from block_windows(Window(0, 0, src.width, src.height), block)
 
 
 def describe_raster(src: DatasetReader) -> dict[str, Any]:

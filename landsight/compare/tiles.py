@@ -15,7 +15,7 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from landsight.errors import ConfigError
-from landsight.labels.geojson import WGS84, reproject_geometries
+from landsight.geo import WGS84, reproject_geometries
 from landsight.metrics import per_class_scores
 
 WEB_MERCATOR = CRS.from_epsg(3857)

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from landsight.errors import OutputError, RasterError
@@ -54,6 +56,37 @@ def read_window(src: DatasetReader, window: Window, indexes: list[int] | None = 
         return src.read(indexes, window=window)
     except RasterioError as exc:
         raise RasterError(f"cannot read {src.name} at {window!r}: {exc}; the file may be corrupt or truncated") from exc
+
+
+def read_padded(src: DatasetReader | WarpedVRT, window: Window, halo: int,
+                indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(data, valid) of `window` grown by `halo` px on each side: (C, H + 2 halo, W + 2 halo) data and its (H', W')
+    valid mask (`read_valid_mask`); pixels outside the raster are 0 and invalid."""
+    col0, row0 = int(window.col_off) - halo, int(window.row_off) - halo
+    width, height = int(window.width) + 2 * halo, int(window.height) + 2 * halo
+    c0, r0 = max(col0, 0), max(row0, 0)
+    c1, r1 = min(col0 + width, src.width), min(row0 + height, src.height)
+    count = len(indexes) if indexes else src.count
+    data = np.zeros((count, height, width), dtype=src.dtypes[0])
+    valid = np.zeros((height, width), dtype=bool)
+    if c1 > c0 and r1 > r0:
+        inner = Window(c0, r0, c1 - c0, r1 - r0)
+        rows, cols = slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)
+        data[:, rows, cols] = read_window(src, inner, indexes)
+        valid[rows, cols] = read_valid_mask(src, inner, indexes)
+    return data, valid
+
+
+@contextlib.contextmanager
+def aligned(src: DatasetReader, ref: DatasetReader, resampling: Resampling) -> Iterator[DatasetReader | WarpedVRT]:
+    """`src` on `ref`'s grid (CRS, transform, size): itself when the grids match, else a warped view."""
+    if (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape):
+        yield src
+        return
+    log.info("%s is on another grid; warping it onto %s's grid", src.name, ref.name)
+    with WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
+                   resampling=resampling) as vrt:
+        yield vrt
 
 
 def read_masked(src: DatasetReader, window: Window, indexes: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

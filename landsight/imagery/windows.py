@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio.windows import Window
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
 
 from landsight.errors import ConfigError
 
@@ -156,3 +160,8 @@ def block_windows(region: Window, size: int) -> Iterator[Window]:
     for row in range(row0, row1, size):
         for col in range(col0, col1, size):
             yield Window(col, row, min(size, col1 - col), min(size, row1 - row))
+
+
+def all_windows(src: DatasetReader, block: int) -> Iterator[Window]:
+    """Disjoint windows of at most `block` px covering `src` once (every pixel counted exactly once)."""
+    yield from block_windows(Window(0, 0, src.width, src.height), block)

@@ -13,6 +13,7 @@ import shapely
 from affine import Affine
 from rasterio import features as rio_features
 from rasterio import windows as rio_windows
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landsight.errors import ConfigError, LabelError, RasterError
@@ -108,3 +109,8 @@ def table_from_tags(tags: Mapping[str, str], name: str = "the mask") -> ClassTab
         return ClassTable.from_list(items)
     except ConfigError as exc:
         raise RasterError(f"the 'classes' tag of {name} is not a valid class table: {exc}") from exc
+
+
+def class_table_of(src: DatasetReader) -> ClassTable | None:
+    """The class table in a mask's `classes` tag (written by `rasterize` and `predict`), or None."""
+    return table_from_tags(src.tags(), src.name)

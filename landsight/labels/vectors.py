@@ -14,9 +14,9 @@ import shapely
 from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
-from rasterio.warp import transform_geom
 
 from landsight.errors import LabelError
+from landsight.geo import reproject_geometries
 from landsight.labels.classes import ClassTable
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,12 @@ def _source_crs(text: str | None, path: Path) -> CRS:
 
 def _reproject(geoms: np.ndarray, src: CRS, dst: CRS, path: Path) -> np.ndarray:
     try:
-        mapped = transform_geom(src, dst, [shapely.geometry.mapping(g) for g in geoms])
+        return reproject_geometries(geoms, src, dst)
+    except LabelError as exc:
+        raise LabelError(f"labels of {path} do not transform from {src} to {dst} (infinite coordinates); "
+                         "are they on the other side of the globe from the image?") from exc
     except Exception as exc:  # GDAL raises CPLE_* errors for impossible transforms
         raise LabelError(f"cannot transform labels of {path} from {src} to the image CRS {dst}: {exc}") from exc
-    out = np.array([shapely.geometry.shape(m) for m in mapped], dtype=object)
-    if not all(shapely.is_valid_input(out)) or not np.isfinite(shapely.bounds(out)).all():
-        raise LabelError(f"labels of {path} do not transform from {src} to {dst} (infinite coordinates); "
-                         "are they on the other side of the globe from the image?")
-    return out
 
 
 def class_values(features: Features, table: ClassTable, field: str | None) -> np.ndarray:

@@ -5,9 +5,11 @@ This module imports neither apache_beam nor pyflink. Per raster KEY (the input's
 `raster_key`) an output folder holds:
 
     KEY.tif          class mask, Cloud Optimized GeoTIFF, tagged like `landsight predict` output
-    KEY.geojsonl     polygons as a GeoJSON text sequence (one Feature per line, EPSG:4326 by default)
+    KEY.geojsonl     polygons as a GeoJSON text sequence (one Feature per line, WGS 84 as RFC 8142 says), or
+    KEY.gpkg         the polygons as a GeoPackage when another CRS is asked for ("raster": the mask's)
     KEY.stats.csv    one row per window: clear/cloudy and class areas (m²) over the window's core
-    KEY.done.json    completion marker, written last: a rerun skips the raster while it matches the job
+    KEY.done.json    completion marker (`landsight.pipeline.markers`), written last: a rerun skips the raster while
+                     the marker matches the job, the landsight version and the window grid and blend version
     dead-letter/KEY.STAGE.json   why an input failed (removed when a later run completes it)
     .spill/KEY/      each segmented window's probabilities (.npy) until the mask is stitched, then removed: the
                      engine's state holds file names, never a raster's worth of probabilities
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import traceback
 from collections.abc import Iterable, Sequence
@@ -28,13 +31,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from landsight import __version__
 from landsight.errors import ConfigError, MissingExtraError, RasterError
+from landsight.geo import WGS84, parse_crs
 from landsight.imagery.bands import BandSpec, check_bands_match
 from landsight.imagery.io import open_raster, read_window
+from landsight.labels.vector_out import KEEP_CRS, check_request, write_features
 from landsight.models.model_file import ModelFile, load_model_file
 from landsight.outputs import atomic_path, remove_stale_temporaries
 from landsight.paths import child_path, safe_name
+from landsight.pipeline.markers import CompletionMarker, JobFacts, read_marker, write_marker
 from landsight.predict.predictor import Predictor
 from landsight.predict.raster import (
     DEFAULT_OVERLAP,
@@ -50,7 +55,9 @@ from landsight.predict.raster import (
 )
 from landsight.predict.stats import stats_rows, window_stats, write_stats_csv
 from landsight.provenance import file_digest, utc_now
-from landsight.vectorize import mask_features, write_geojson_seq
+from landsight.vectorize import mask_features
+
+log = logging.getLogger(__name__)
 
 
 class Gate(Protocol):
@@ -77,8 +84,21 @@ class JobConfig:
     device: str = "cpu"
     simplify: float = 0.0
     min_area: float = 0.0
-    polygon_crs: str | None = "EPSG:4326"
+    polygon_crs: str | None = None
+    """None or WGS 84: KEY.geojsonl; "raster" (the mask's CRS) or any other CRS: KEY.gpkg."""
     polygons: bool = True
+
+    def __post_init__(self) -> None:
+        check_request(self.polygon_crs)
+
+    @property
+    def polygon_suffix(self) -> str:
+        """The polygons' file suffix: a GeoJSON text sequence (WGS 84 by definition) or a GeoPackage (any CRS)."""
+        if self.polygon_crs is None:
+            return "geojsonl"
+        if self.polygon_crs.lower() != KEEP_CRS and parse_crs(self.polygon_crs) == WGS84:
+            return "geojsonl"
+        return "gpkg"
 
     def to_json(self) -> str:
         """JSON text (for job files)."""
@@ -174,27 +194,36 @@ def check_unique_keys(images: Sequence[str]) -> None:
                               "folder; rename one, or run them into separate --out-dir folders")
 
 
-def outputs_for(out_dir: str | Path, key: str) -> RasterOutputs:
+def outputs_for(out_dir: str | Path, key: str, polygon_suffix: str = "geojsonl") -> RasterOutputs:
     """Where raster `key`'s outputs go (always directly inside `out_dir`)."""
-    return RasterOutputs(*(child_path(out_dir, f"{key}.{suffix}") for suffix in ("tif", "geojsonl", "stats.csv",
+    return RasterOutputs(*(child_path(out_dir, f"{key}.{suffix}") for suffix in ("tif", polygon_suffix, "stats.csv",
                                                                                 "done.json")))
 
 
-def _job_facts(config: JobConfig, model_sha: str, gate_sha: str | None) -> dict[str, Any]:
-    return {"model_sha256": model_sha, "gate_sha256": gate_sha, "window": config.window, "overlap": config.overlap,
-            "batch_size": config.batch_size, "bands": list(config.bands) if config.bands else None}
+def job_outputs(config: JobConfig, key: str) -> RasterOutputs:
+    """`outputs_for` the job's output folder and polygon format."""
+    return outputs_for(config.out_dir, key, config.polygon_suffix)
+
+
+def job_facts(config: JobConfig, model_sha: str, gate_sha: str | None) -> JobFacts:
+    """What the outputs of `config` depend on, as its completion markers record it."""
+    return JobFacts(model_sha, gate_sha, config.window, config.overlap, config.batch_size, config.bands,
+                    config.polygons, config.simplify, config.min_area, config.polygon_crs)
 
 
 def is_complete(config: JobConfig, image: str, model_sha: str, gate_sha: str | None = None) -> bool:
-    """True if `image`'s outputs exist and its marker says the same image, model, gate and window scheme."""
-    outputs = outputs_for(config.out_dir, raster_key(image))
-    try:
-        marker = json.loads(outputs.marker.read_text())
-    except (OSError, ValueError):
+    """True if `image`'s outputs exist and its marker matches this job, landsight version and window grid and blend
+    version (`CompletionMarker.stale_reason`); otherwise the raster is computed again."""
+    outputs = job_outputs(config, raster_key(image))
+    marker = read_marker(outputs.marker)
+    if marker is None:
         return False
-    same = marker.get("image") == image and marker.get("job") == _job_facts(config, model_sha, gate_sha)
+    reason = marker.stale_reason(image, job_facts(config, model_sha, gate_sha))
+    if reason is not None:
+        log.info("%s: outputs of another job (%s); computing them again", image, reason)
+        return False
     required = [outputs.mask, outputs.stats] + ([outputs.polygons] if config.polygons else [])
-    return same and all(p.exists() for p in required)
+    return all(p.exists() for p in required)
 
 
 def spill_dir(out_dir: str | Path, key: str) -> Path:
@@ -316,7 +345,7 @@ def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
     key = raster_key(plan.image)
     tags = provenance_tags(model_file, plan.spec, plan.window, plan.overlap, plan.image)
     with open_raster(plan.image) as src:
-        write_prediction(src, plan, outputs_for(config.out_dir, key).mask, model_file.classes, tags,
+        write_prediction(src, plan, job_outputs(config, key).mask, model_file.classes, tags,
                          (r.load() for r in ordered), overwrite=True)
     shutil.rmtree(spill_dir(config.out_dir, key), ignore_errors=True)
     cloudy = tuple((int(r.window.col_off), int(r.window.row_off)) for r in ordered if r.path is None)
@@ -324,26 +353,24 @@ def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
 
 
 def write_polygons(config: JobConfig, done: RasterDone) -> RasterDone:
-    """Polygonize a written mask into KEY.geojsonl (nothing when `config.polygons` is off)."""
+    """Polygonize a written mask into KEY.geojsonl or KEY.gpkg (nothing when `config.polygons` is off)."""
     if not config.polygons:
         return done
-    outputs = outputs_for(config.out_dir, done.key)
-    features, _ = mask_features(outputs.mask, config.simplify, config.min_area, config.polygon_crs)
-    write_geojson_seq(features, outputs.polygons, overwrite=True)
+    outputs = job_outputs(config, done.key)
+    features = mask_features(outputs.mask, config.simplify, config.min_area)
+    write_features(outputs.polygons, features, config.polygon_crs, overwrite=True)
     return done
 
 
 def write_stats(config: JobConfig, model_file: ModelFile, done: RasterDone, gate_digest: str | None) -> RasterOutputs:
     """Write the per-window stats table, then the completion marker, and drop stale dead-letter records."""
-    outputs = outputs_for(config.out_dir, done.key)
+    outputs = job_outputs(config, done.key)
     stats = window_stats(outputs.mask, done.plan.rows, model_file.classes, set(done.cloudy))
     write_stats_csv(stats_rows(done.plan.image, stats), outputs.stats, overwrite=True)
-    marker = {"image": done.plan.image, "job": _job_facts(config, model_file.sha256, gate_digest),
-              "windows": done.plan.n_windows, "cloudy": len(done.cloudy), "landsight_version": __version__,
-              "outputs": {k: str(v) for k, v in dataclasses.asdict(outputs).items() if k != "marker"},
-              "finished_utc": utc_now()}
-    with atomic_path(outputs.marker, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(marker, indent=1))
+    files = {k: str(v) for k, v in dataclasses.asdict(outputs).items() if k != "marker"}
+    job = job_facts(config, model_file.sha256, gate_digest)
+    marker = CompletionMarker.now(done.plan.image, job, done.plan.n_windows, len(done.cloudy), files)
+    write_marker(outputs.marker, marker)
     for stale in dead_letters(config.out_dir, done.key):
         stale.unlink(missing_ok=True)
     return outputs

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 import numpy as np
 from rasterio.windows import Window
 
+BLEND_VERSION = 1
+"""Version of the window grid (`landsight.imagery.windows.aligned_window_rows`) and of the blending here
+(`blend_weights`, `StripBlender`). Bump it with any change that can change a predicted pixel: completion markers
+carry it, so outputs of the old grid or blend are recomputed instead of reused."""
+
 
 def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
     """(H, W) float32 weights that fall quadratically to near zero over `overlap` px at each edge.

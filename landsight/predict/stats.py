@@ -13,10 +13,10 @@ import shapely
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
+from landsight.geo import area_m2
 from landsight.imagery.io import open_raster, read_window
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.outputs import atomic_path
-from landsight.vectorize import area_m2
 
 
 @dataclasses.dataclass(frozen=True)

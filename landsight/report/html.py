@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from landsight.outputs import atomic_path
 
@@ -61,6 +63,26 @@ def render_page(title: str, intro: str, sections: Sequence[Section]) -> str:
             parts.append(f"<pre>{html.escape(section.pre)}</pre>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def fmt(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, None empty."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[list[str]]:
+    """Rows for `Section.table`: the header, then formatted cells."""
+    return [list(header), *([fmt(c) for c in row] for row in rows)]
+
+
+def report_page(title: str, intro: str, sections: Sequence[Section], links: dict[str, str],
+                provenance: dict[str, Any]) -> str:
+    """A page with a line of links under the title and provenance (as JSON) at the end."""
+    page = render_page(title, intro, [*sections, Section("Provenance", pre=json.dumps(provenance, indent=2))])
+    nav = " · ".join(f'<a href="{html.escape(href)}">{html.escape(text)}</a>' for text, href in links.items())
+    return page.replace("</h1>", f"</h1><p>{nav}</p>", 1)
 
 
 def write_page(path: str | Path, title: str, intro: str, sections: Sequence[Section]) -> None:

@@ -26,6 +26,7 @@ from landsight.imagery.bands import BandSpec
 from landsight.imagery.io import read_window
 from landsight.imagery.windows import aligned_window_rows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
+from landsight.labels.vector_out import feature_collection
 from landsight.predict.raster import (
     RasterPlan,
     WindowResult,
@@ -154,8 +155,7 @@ def encode(mask: Path, fmt: str, classes: ClassTable) -> Answer:
     if fmt in ("tiff", "probabilities"):
         return Answer(mask.read_bytes(), FORMATS[fmt])
     if fmt == "geojson":
-        features, _ = mask_features(mask, dst_crs="EPSG:4326")
-        return Answer(json.dumps({"type": "FeatureCollection", "features": features}).encode(), FORMATS[fmt])
+        return Answer(json.dumps(feature_collection(mask_features(mask))).encode(), FORMATS[fmt])
     with rasterio.open(mask) as src:  # our own file; may lack a CRS (PNG and JPEG bodies)
         values = src.read(1)
     return Answer(mask_png(values, classes), FORMATS["png"])

@@ -24,6 +24,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from landsight.geo import pixel_size_m
 from landsight.imagery.io import open_raster, read_valid_mask, read_window
 from landsight.labels.classes import IGNORE_VALUE
 from landsight.predict.blend import blend_weights
@@ -61,7 +62,7 @@ class TileSource:
         with open_raster(path) as src:
             bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
             lat = (bounds[1] + bounds[3]) / 2
-            metres = src.res[0] * (111_320 if src.crs.is_geographic else 1)
+            metres = pixel_size_m(src)  # ground metres; mercator pixels at `lat` are 1/cos(lat) larger
             native = _zoom_for(metres / math.cos(math.radians(lat)))
             bands = [1, 2, 3] if src.count >= 3 else [1]
             scale = max(1, max(src.width, src.height) // 512)
