@@ -184,17 +184,36 @@ def stac_image(source: str, wanted: Sequence[str], area: Area | None, resampling
     items = load_items(source)
     if len(items) > 1:
         log.warning("%s holds %d items; reading the first, %s", source, len(items), items[0].id)
-    bands = select_bands(items[0], wanted)
+    with remote_reads():
+        yield _item_vrt(source, items[0], wanted, area, resampling, labels)
+
+
+@contextlib.contextmanager
+def stac_images(source: str, wanted: Sequence[str], area: Area | None, resampling: str = "bilinear",
+                labels: Sequence[str] | None = None) -> Iterator[list[Path]]:
+    """`stac_image` for every item of `source`: one VRT each, named by the item id."""
+    items = load_items(source)
+    ids = [item.id for item in items]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise StacError(f"{source} holds several items with the id(s) {repeated}; their outputs would have the same "
+                        "name: keep one item per id")
+    with remote_reads():
+        yield [_item_vrt(source, item, wanted, area, resampling, labels) for item in items]
+
+
+def _item_vrt(source: str, item: pystac.Item, wanted: Sequence[str], area: Area | None, resampling: str,
+              labels: Sequence[str] | None) -> Path:
+    bands = select_bands(item, wanted)
     if labels is not None:
         bands = [dataclasses.replace(b, name=label) for b, label in zip(bands, labels, strict=True)]
-    key = json.dumps([source, [dataclasses.astuple(b) for b in bands], area.geometry.wkt if area else None,
+    key = json.dumps([source, item.id, [dataclasses.astuple(b) for b in bands], area.geometry.wkt if area else None,
                       resampling])
     folder = _private_folder(f"landsight-stac-{os.getuid()}-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
-    with remote_reads():
-        vrt = folder / f"{safe_name(items[0].id)}.vrt"
-        with atomic_path(vrt, overwrite=True) as tmp:
-            build_vrt(bands, area, tmp, resampling)
-        yield vrt
+    vrt = folder / f"{safe_name(item.id)}.vrt"
+    with atomic_path(vrt, overwrite=True) as tmp:
+        build_vrt(bands, area, tmp, resampling)
+    return vrt
 
 
 def _private_folder(name: str) -> Path:

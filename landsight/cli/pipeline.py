@@ -7,6 +7,8 @@ import logging
 import click
 
 from landsight.cli import options
+from landsight.cli.remote import is_stac_reference, stac_inputs, stac_options
+from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
 
 
@@ -17,7 +19,8 @@ def pipeline() -> None:
 
 @pipeline.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--input", "inputs", multiple=True, required=True,
-              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt or /vsicurl/ URLs "
+              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, or a STAC "
+                   "Item or ItemCollection (file or URL: one raster per item, read over HTTP; see --aoi) "
                    "(repeatable). With --streaming: the directory or glob to watch.")
 @click.option("--model", required=True, type=options.InputPath(dir_okay=False), help="Segmentation MODEL file.")
 @click.option("--cloud-model", default=None, type=options.InputPath(dir_okay=False),
@@ -52,11 +55,13 @@ def pipeline() -> None:
               help="Streaming: fixed windows of time within which arriving rasters are batched.")
 @click.option("--parallelism", type=click.IntRange(min=1), default=1, show_default=True,
               help="Flink engine: parallelism of the mini-cluster.")
+@stac_options
 @click.pass_context
 def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: str | None, out_dir: str, runner: str,
         engine: str, window: int, overlap: int, batch_size: int, bands: str | None, device: str, simplify: float,
         min_area: float, crs: str | None, polygons: bool, streaming: bool, stop_after: float | None,
-        poll_interval: float, window_seconds: float, parallelism: int) -> None:
+        poll_interval: float, window_seconds: float, parallelism: int, aoi: str | None,
+        stac_bands: str | None) -> None:
     """Segment rasters into masks (COG), polygons and per-window stats in OUT_DIR.
 
     Polygons are a GeoJSON sequence in WGS 84 (KEY.geojsonl), or a GeoPackage (KEY.gpkg) in the CRS --crs names
@@ -73,17 +78,23 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
     indexes = parse_band_indexes(bands)
     config = JobConfig(model, out_dir, cloud_model, window, overlap, batch_size, tuple(indexes) if indexes else None,
                        device, simplify, min_area, crs, polygons)
-    if engine == "flink":
-        if streaming or ctx.args:
-            raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
-        from landsight.pipeline.flink import run_flink
+    if engine == "flink" and (streaming or ctx.args):
+        raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
+    if streaming and (aoi or stac_bands):
+        raise ConfigError("--streaming watches a folder; run STAC inputs (--aoi, --stac-bands) as a batch job")
+    from landsight.models.model_file import load_model_file
 
-        summary = run_flink(list(inputs), config, parallelism)
-    else:
-        from landsight.pipeline.run import run_pipeline
+    model_bands = load_model_file(model).bands.names if any(is_stac_reference(i) for i in inputs) else ()
+    with stac_inputs(inputs, aoi, stac_bands, model_bands) as rasters:
+        if engine == "flink":
+            from landsight.pipeline.flink import run_flink
 
-        summary = run_pipeline(list(inputs), config, runner, ctx.args, streaming=streaming, stop_after=stop_after,
-                               poll_interval=poll_interval, window_seconds=window_seconds)
+            summary = run_flink(rasters, config, parallelism)
+        else:
+            from landsight.pipeline.run import run_pipeline
+
+            summary = run_pipeline(rasters, config, runner, ctx.args, streaming=streaming, stop_after=stop_after,
+                                   poll_interval=poll_interval, window_seconds=window_seconds)
     click.echo(f"{len(summary['done'])} raster(s) done, {len(summary['failed'])} failed, "
                f"{len(summary['missing'])} unfinished; outputs in {out_dir}")
     for failure in summary["failed"]:

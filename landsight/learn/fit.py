@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import signal
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,17 +81,17 @@ def fit(model: nn.Module, task: Task, settings: FitSettings,
     callbacks: list[pl.Callback] = [policy]
     if settings.progress:
         callbacks.append(EpochProgress(settings.max_epochs))
-    with _scratch(settings) as scratch:
+    with tempfile.TemporaryDirectory(prefix="landsight-fit-") as scratch:  # spawned processes pass weights through it
         trainer = pl.Trainer(
             accelerator=settings.device.type, devices=_device_ids(settings), strategy=_strategy(settings),
-            precision=_precision(settings), max_epochs=settings.max_epochs, logger=False, enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            precision=_precision(settings.device, settings.precision), max_epochs=settings.max_epochs, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             reload_dataloaders_every_n_epochs=1, use_distributed_sampler=False, plugins=[SafeCheckpointIO()],
             callbacks=callbacks, default_root_dir=scratch)
         _run(trainer, module, ckpt_path)
     if settings.devices > 1:  # the worker processes trained; their last resume state holds the outcome
         assert settings.resume_path is not None
-        policy.load_state_dict(_policy_state(read_resume_state(settings.resume_path), policy))
+        policy.load_state_dict(_policy_state(read_resume_state(settings.resume_path), policy), restore_rng=False)
     return _result(policy, settings)
 
 
@@ -101,7 +100,7 @@ def evaluate(model: nn.Module, task: Task, device: torch.device) -> dict[str, An
     module = TaskModule(model, task)
     if task.val_loader(Shard()) is None:
         return {}
-    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=_precision(FitSettings(1, 1, device)),
+    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=_precision(device, "auto"),
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          use_distributed_sampler=False)
     with warnings.catch_warnings():
@@ -147,17 +146,11 @@ def _strategy(settings: FitSettings) -> Any:
     return DDPStrategy(start_method="spawn", process_group_backend=backend)
 
 
-def _precision(settings: FitSettings) -> Literal["bf16-mixed", "32-true"]:
-    if settings.precision == "auto":
-        return "bf16-mixed" if settings.device.type == "cuda" else "32-true"
-    return "bf16-mixed" if settings.precision == "bf16" else "32-true"
-
-
-@contextlib.contextmanager
-def _scratch(settings: FitSettings) -> Iterator[str]:
-    """Lightning's working folder: a private temporary one (spawned processes pass weights through it)."""
-    with tempfile.TemporaryDirectory(prefix="landsight-fit-") as folder:
-        yield folder
+def _precision(device: torch.device, precision: str) -> Literal["bf16-mixed", "32-true"]:
+    """Lightning's precision for `precision` (see PRECISIONS) on `device`."""
+    if precision == "auto":
+        return "bf16-mixed" if device.type == "cuda" else "32-true"
+    return "bf16-mixed" if precision == "bf16" else "32-true"
 
 
 def _run(trainer: pl.Trainer, module: TaskModule, ckpt_path: str | None) -> None:

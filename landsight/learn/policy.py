@@ -53,7 +53,7 @@ class EpochPolicy(pl.Callback):
                 "best_state": self.best_state, "best_summary": self.best_summary, "best_val_loss": self.best_val_loss,
                 "elapsed": self.elapsed, "stopped": self.stopped, "rng": torch.get_rng_state()}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any], restore_rng: bool = True) -> None:
         self.history = list(state_dict["history"])
         self.best_rank = state_dict["best_rank"]
         self.best_epoch = int(state_dict["best_epoch"])
@@ -62,7 +62,8 @@ class EpochPolicy(pl.Callback):
         self.best_val_loss = state_dict["best_val_loss"]
         self.elapsed = float(state_dict["elapsed"])
         self.stopped = str(state_dict["stopped"])
-        torch.set_rng_state(state_dict["rng"])
+        if restore_rng:  # torch's global generator continues where the saved run left it
+            torch.set_rng_state(state_dict["rng"])
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._started = time.monotonic() - self.elapsed
@@ -108,7 +109,8 @@ class EpochPolicy(pl.Callback):
             log.info("early stop: no validation gain for %d epochs (best at epoch %d)", self.patience,
                      self.best_epoch)
             self.stopped = "early stop"
-        elif self.budget_s is not None and self.elapsed + (time.monotonic() - self._epoch_started) > self.budget_s:
+        elif (self.budget_s is not None and epoch < (trainer.max_epochs or 0)
+              and self.elapsed + (time.monotonic() - self._epoch_started) > self.budget_s):
             log.info("time budget of %.0f s reached after epoch %d", self.budget_s, epoch)
             self.stopped = "time limit"
         else:

@@ -215,3 +215,20 @@ def test_train_reads_a_stac_item_over_http(invoke, server, tmp_path):
                     "--weights", "none")
     assert result.exit_code == 0, result.output
     assert load_model_file(tmp_path / "m.pt").bands.names == ("B02", "B03", "B04", "B08")
+
+
+def test_pipeline_runs_on_a_stac_item_over_http_like_predict(invoke, server, catalog, model, aoi, tmp_path):
+    pytest.importorskip("apache_beam")
+    single = tmp_path / "single.tif"
+    url = f"{server.url}/files/{ITEM}"
+    assert invoke("predict", model, url, "--aoi", aoi, "-o", single, "--device", "cpu").exit_code == 0
+    out = tmp_path / "out"
+    result = invoke("pipeline", "run", "--input", url, "--aoi", aoi, "--model", model, "-o", out, "--no-polygons")
+    assert result.exit_code == 0, result.output
+    assert "1 raster(s) done, 0 failed" in result.output
+    with rasterio.open(out / "s2-coast-clear.tif") as mask, rasterio.open(single) as ref:
+        assert mask.transform == ref.transform and mask.crs == ref.crs
+        assert np.array_equal(mask.read(), ref.read())
+    result = invoke("pipeline", "run", "--input", url, "--aoi", aoi, "--model", model, "-o", tmp_path / "x",
+                    "--stac-bands", "blue,green")
+    assert result.exit_code == 2 and "names 2 band(s) but the model reads 4" in result.output
