@@ -8,10 +8,10 @@ import rasterio
 
 from landsight.classify.classifier import Classifier
 from landsight.classify.network import create_classifier
-from landsight.export.runtime import OnnxModel
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
 from landsight.models.model_file import ModelFile
+from landsight.models.onnx_runtime import OnnxModel
 from landsight.models.registry import create_model
 from tests.conftest import DATA
 

@@ -82,10 +82,16 @@ def asset_bands(asset: pystac.Asset) -> list[dict[str, Any]]:
 
 
 def select_bands(item: pystac.Item, wanted: Sequence[str]) -> list[BandSource]:
-    """The asset band for each of `wanted` (matched to eo:bands `name` or `common_name`, case-insensitive)."""
+    """The asset band for each of `wanted` (matched to eo:bands `name` or `common_name`, case-insensitive). An item
+    read over HTTP may only name http(s) assets (never a local file or another GDAL path)."""
     offered: dict[str, BandSource] = {}
+    remote = (item.get_self_href() or "").startswith(("http://", "https://"))
     for asset in item.assets.values():
         href = asset.get_absolute_href() or asset.href
+        if remote and not href.startswith(("http://", "https://")) and asset_bands(asset):
+            raise StacError(f"STAC item {item.id}, read over HTTP, points to {href!r}, which is not an http(s) URL: "
+                            "a remote item may only name remote assets; download the item and check its assets "
+                            "before reading local files through it")
         for number, band in enumerate(asset_bands(asset), start=1):
             for key in ("name", "common_name", "eo:common_name"):
                 if band.get(key):

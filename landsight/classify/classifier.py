@@ -11,14 +11,14 @@ import torch
 
 from landsight.classify.chips import fit_to_chip
 from landsight.classify.evaluate import decide
-from landsight.classify.fit import to_probs
 from landsight.classify.network import embeddings
 from landsight.errors import CheckpointError, RasterError
 from landsight.imagery.bands import BandSpec
 from landsight.imagery.flips import flip_views
 from landsight.imagery.normalize import NORM_MODES, InputStats, normalize
-from landsight.models.model_file import ModelFile, load_model_file
-from landsight.torch_utils import resolve_device
+from landsight.models.backends import Backend, TorchBackend, load_backend
+from landsight.models.model_file import ModelFile
+from landsight.models.onnx_runtime import class_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ class Classifier:
     trained by `train_classifier` average their probabilities over four flips (`options["tta"]`).
     """
 
-    def __init__(self, model_file: ModelFile, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(self, model_file: ModelFile, device: str = "auto", batch_size: int = 64,
+                 backend: Backend | None = None) -> None:
         self.model_file = model_file
-        self.device = resolve_device(device)
-        self.model = model_file.build().to(self.device)
+        self.backend = backend if backend is not None else TorchBackend(model_file, device)
         self.batch_size = batch_size
         options = model_file.options
         self.multi_label = bool(options.get("multi_label", False))
@@ -43,8 +43,9 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Classifier:
-        """Read a classification MODEL file and build its network on `device`."""
-        return cls(load_model_file(path, task="classification"), device)
+        """A classification MODEL file on `device`, or its ONNX export (`.onnx`) on ONNX Runtime."""
+        model_file, backend = load_backend(path, device, task="classification")
+        return cls(model_file, device, backend=backend)
 
     @property
     def bands(self) -> BandSpec:
@@ -80,7 +81,6 @@ class Classifier:
             if message:
                 log.warning(message)
 
-    @torch.inference_mode()
     def _run(self, raw: np.ndarray, embed: bool) -> np.ndarray:
         self._check_inputs(raw)
         x = normalize(raw, self.mode, self.model_file.normalization)
@@ -88,13 +88,19 @@ class Classifier:
         for start in range(0, len(x), self.batch_size):
             chunk = x[start:start + self.batch_size]
             if embed:
-                parts.append(embeddings(self.model, torch.from_numpy(chunk).to(self.device)).cpu().numpy())
+                parts.append(self._embeddings(chunk))
                 continue
             views = flip_views(chunk) if self.tta else [chunk]
-            probs = [to_probs(self.model(torch.from_numpy(v).to(self.device)).float().cpu(), self.multi_label)
-                     for v in views]
-            parts.append(np.mean(probs, axis=0))
+            parts.append(np.mean([class_probabilities(self.backend.logits(v), self.multi_label) for v in views],
+                                 axis=0))
         return np.concatenate(parts)
+
+    @torch.inference_mode()
+    def _embeddings(self, chunk: np.ndarray) -> np.ndarray:
+        if not isinstance(self.backend, TorchBackend):
+            raise CheckpointError("embeddings come from the PyTorch network: use the MODEL file, not its ONNX export")
+        x = torch.from_numpy(chunk).to(self.backend.device)
+        return embeddings(self.backend.model, x).cpu().numpy()
 
     def tile_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per image, (tiles, classes) probabilities (one row unless the image was tiled)."""

@@ -22,9 +22,11 @@ def pipeline() -> None:
               help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, or a STAC "
                    "Item or ItemCollection (file or URL: one raster per item, read over HTTP; see --aoi) "
                    "(repeatable). With --streaming: the directory or glob to watch.")
-@click.option("--model", required=True, type=options.InputPath(dir_okay=False), help="Segmentation MODEL file.")
+@click.option("--model", required=True, type=options.InputPath(dir_okay=False),
+              help="Segmentation MODEL file, or its ONNX export (.onnx, run on ONNX Runtime).")
 @click.option("--cloud-model", default=None, type=options.InputPath(dir_okay=False),
-              help="Cloud gate model: cloudy windows are not segmented (nodata) and marked cloudy in the stats.")
+              help="Cloud gate model (MODEL file or .onnx export): cloudy windows are not segmented (nodata) and "
+                   "marked cloudy in the stats.")
 @click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--runner", default="DirectRunner", show_default=True,
               help="Beam runner: DirectRunner, PortableRunner, FlinkRunner, SparkRunner, DataflowRunner...")
@@ -82,9 +84,10 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
         raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
     if streaming and (aoi or stac_bands):
         raise ConfigError("--streaming watches a folder; run STAC inputs (--aoi, --stac-bands) as a batch job")
-    from landsight.models.model_file import load_model_file
+    from landsight.models.backends import model_metadata
 
-    model_bands = load_model_file(model).bands.names if any(is_stac_reference(i) for i in inputs) else ()
+    stac = any(is_stac_reference(i) for i in inputs)
+    model_bands = model_metadata(model, task="segmentation").bands.names if stac else ()
     with stac_inputs(inputs, aoi, stac_bands, model_bands) as rasters:
         if engine == "flink":
             from landsight.pipeline.flink import run_flink

@@ -33,9 +33,9 @@ def predict(model: str, image: str, output: str, probabilities: bool, window: in
 
     spec = None
     if is_stac_reference(image):
-        from landsight.models.model_file import load_model_file
+        from landsight.models.backends import model_metadata
 
-        spec = load_model_file(model).bands
+        spec = model_metadata(model, task="segmentation").bands
     with image_path(image, aoi, stac_bands, spec.names if spec else None) as path:
         # a STAC image becomes a VRT holding exactly the model's bands, in its order
         indexes = list(range(1, spec.count + 1)) if spec else parse_band_indexes(bands)

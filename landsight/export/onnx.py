@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from landsight.errors import MissingExtraError
-from landsight.export.runtime import METADATA_KEY, OnnxModel
 from landsight.models.model_file import ModelFile, load_model_file
+from landsight.models.onnx_runtime import METADATA_KEY, OnnxModel
 from landsight.outputs import atomic_path, check_output
 
 log = logging.getLogger(__name__)

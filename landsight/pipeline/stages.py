@@ -36,7 +36,8 @@ from landsight.geo import WGS84, parse_crs
 from landsight.imagery.bands import BandSpec, check_bands_match
 from landsight.imagery.io import open_raster, read_window
 from landsight.labels.vector_out import KEEP_CRS, check_request, write_features
-from landsight.models.model_file import ModelFile, load_model_file
+from landsight.models.backends import model_metadata
+from landsight.models.model_file import ModelFile
 from landsight.outputs import atomic_path, remove_stale_temporaries
 from landsight.paths import child_path, safe_name
 from landsight.pipeline.markers import CompletionMarker, JobFacts, read_marker, write_marker
@@ -253,9 +254,10 @@ _MODEL_FILES: dict[str, ModelFile] = {}
 
 
 def load_model(config: JobConfig) -> ModelFile:
-    """The segmentation MODEL file (weights, bands, normalization, classes), read once per process."""
+    """The segmentation model's metadata (bands, normalization, classes; of a MODEL file or an ONNX export), read once
+    per process."""
     if config.model not in _MODEL_FILES:
-        _MODEL_FILES[config.model] = load_model_file(config.model)
+        _MODEL_FILES[config.model] = model_metadata(config.model, task="segmentation")
     return _MODEL_FILES[config.model]
 
 

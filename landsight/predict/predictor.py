@@ -1,38 +1,29 @@
-"""A loaded model ready for inference on normalized batches: one per process (or Beam worker)."""
+"""A loaded segmentation model ready for inference on normalized batches: one per process (or Beam worker)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from landsight.models.model_file import ModelFile, load_model_file
-from landsight.torch_utils import resolve_device
+from landsight.models.backends import Backend, TorchBackend, load_backend
+from landsight.models.model_file import ModelFile
+from landsight.models.onnx_runtime import class_probabilities
 
 
 class Predictor:
-    """Wraps a MODEL file's network: normalized (N, C, H, W) float32 -> (N, classes, H, W) probabilities."""
+    """A segmentation model's metadata and forward pass (PyTorch or ONNX Runtime, see `load_backend`):
+    normalized (N, C, H, W) float32 -> (N, classes, H, W) probabilities."""
 
-    def __init__(self, model_file: ModelFile, device: str = "auto") -> None:
+    def __init__(self, model_file: ModelFile, backend: Backend | None = None, device: str = "auto") -> None:
         self.model_file = model_file
-        self.device = resolve_device(device)
-        self.model = model_file.build().to(self.device)
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.backend = backend if backend is not None else TorchBackend(model_file, device)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Predictor:
-        """Read a segmentation MODEL file and build its network on `device`."""
-        return cls(load_model_file(path), device)
+        """A segmentation MODEL file on `device`, or its ONNX export (`.onnx`) on ONNX Runtime."""
+        return cls(*load_backend(path, device, task="segmentation"))
 
-    @torch.inference_mode()
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax class probabilities for a normalized batch; spatial size must be a multiple of 32."""
-        x = torch.from_numpy(batch).to(self.device)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                logits = self.model(x)
-        else:
-            logits = self.model(x.contiguous(memory_format=torch.channels_last))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return class_probabilities(self.backend.logits(batch))

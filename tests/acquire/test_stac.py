@@ -232,3 +232,13 @@ def test_pipeline_runs_on_a_stac_item_over_http_like_predict(invoke, server, cat
     result = invoke("pipeline", "run", "--input", url, "--aoi", aoi, "--model", model, "-o", tmp_path / "x",
                     "--stac-bands", "blue,green")
     assert result.exit_code == 2 and "names 2 band(s) but the model reads 4" in result.output
+
+
+def test_a_remote_item_naming_a_local_file_is_refused(invoke, server, catalog, model, tmp_path):
+    item = json.loads((catalog / ITEM).read_text())
+    asset = next(a for a in item["assets"].values() if a.get("eo:bands"))
+    asset["href"] = f"file://{S2}"  # a file on the machine running landsight, not on the server
+    (catalog / "planted.json").write_text(json.dumps({**item, "links": []}))
+    result = invoke("predict", model, f"{server.url}/files/planted.json", "-o", tmp_path / "p.tif")
+    assert result.exit_code == 2 and "not an http(s) URL" in result.output and str(S2) in result.output
+    assert not (tmp_path / "p.tif").exists()

@@ -1,4 +1,5 @@
-"""Run an exported ONNX model with onnxruntime alone (no torch): metadata, normalization, probabilities."""
+"""Run an exported ONNX model with onnxruntime alone (no torch): metadata, normalization, probabilities. The
+ONNX backend of `landsight.models.backends` runs on it; a device with onnxruntime but no torch can use it directly."""
 
 from __future__ import annotations
 
@@ -75,12 +76,14 @@ class OnnxModel:
         options = self.metadata.get("options", {})
         x = normalize(raw, str(options.get("normalization_mode", "dataset")), self.normalization)
         views = flip_views(x) if options.get("tta") else [x]
-        return np.asarray(np.mean([self._probs(self.logits(v), bool(options.get("multi_label"))) for v in views],
-                                  axis=0))
+        return np.asarray(np.mean([class_probabilities(self.logits(v), bool(options.get("multi_label")))
+                                   for v in views], axis=0))
 
-    @staticmethod
-    def _probs(logits: np.ndarray, multi_label: bool) -> np.ndarray:
-        if multi_label:
-            return np.asarray(1 / (1 + np.exp(-logits)))
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+
+def class_probabilities(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """float32 probabilities from logits: softmax over axis 1, or per-class sigmoid (`multi_label`)."""
+    logits = logits.astype(np.float32, copy=False)
+    if multi_label:
+        return np.asarray(1 / (1 + np.exp(-logits)), dtype=np.float32)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float32)
