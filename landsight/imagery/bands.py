@@ -108,8 +108,9 @@ class Normalization:
     std: tuple[float, ...]
 
     def apply(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-        """Normalize a (C, H, W) array to float32. Non-finite values, and every band of pixels outside the (H, W)
-        `valid` mask, become 0 (the band mean), so nodata never reaches a model."""
+        """Normalize a (C, H, W) array, or a batch of them, to float32 with the band statistics. Non-finite values,
+        and every band of pixels outside the (H, W) `valid` mask, become 0 (the band mean), so nodata never reaches a
+        model."""
         mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(self.std, dtype=np.float32)[:, None, None]
         out = (image.astype(np.float32) - mean) / std

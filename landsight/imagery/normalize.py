@@ -49,15 +49,12 @@ def normalize(images: np.ndarray, mode: str, normalization: Normalization) -> np
     std, for models meant to run on other sensors or processing levels (DN vs reflectance).
     """
     if mode == "dataset":
-        mean = np.asarray(normalization.mean, dtype=np.float32)[None, :, None, None]
-        std = np.asarray(normalization.std, dtype=np.float32)[None, :, None, None]
-        out = (images.astype(np.float32) - mean) / std
-    elif mode == "per-image":
-        mean, std = _nan_stats(images.astype(np.float64), axis=(2, 3))
-        std = np.where(std > 1e-6, std, 1.0)
-        out = ((images - mean[:, :, None, None]) / std[:, :, None, None]).astype(np.float32)
-    else:
+        return normalization.apply(images)  # the one implementation segmentation windows use too
+    if mode != "per-image":
         raise ConfigError(f"unknown normalization {mode!r}; choose from {list(NORM_MODES)}")
+    mean, std = _nan_stats(images.astype(np.float64), axis=(2, 3))
+    std = np.where(std > 1e-6, std, 1.0)
+    out = ((images - mean[:, :, None, None]) / std[:, :, None, None]).astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
