@@ -1,5 +1,8 @@
 """One exception hierarchy. Messages name the offending value and the fix; the CLI exits 2 on any of them."""
 
+import importlib
+import types
+
 
 class LandsightError(Exception):
     """Root of every error landsight raises on purpose."""
@@ -39,3 +42,11 @@ class UnsafePathError(LandsightError, ValueError):
 
 class MissingExtraError(LandsightError, ImportError):
     """An optional dependency group is not installed."""
+
+
+def import_extra(module: str, install: str) -> types.ModuleType:
+    """Import an optional dependency, or raise MissingExtraError saying `install` (how to get it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(install) from exc

@@ -7,17 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from landsight.errors import CheckpointError, ConfigError, MissingExtraError, TrainingError
+from landsight.errors import CheckpointError, ConfigError, TrainingError, import_extra
 
 
 def require_torch() -> Any:
     """Import torch or explain how to install the ML extra."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("this command needs PyTorch: pip install 'landsight[ml]' "
-                                "(on this project's machines: pip install torch==2.14.1 torchvision==0.29.1)") from exc
-    return torch
+    return import_extra("torch", "this command needs PyTorch: pip install 'landsight[ml]' (on this project's "
+                                 "machines: pip install torch==2.14.1 torchvision==0.29.1)")
 
 
 def resolve_device(name: str) -> Any:

@@ -5,9 +5,7 @@ No module here imports torch or click.
 
 from __future__ import annotations
 
-import importlib
-
-from landsight.errors import MissingExtraError
+from landsight.errors import import_extra
 
 _EXTRA = ("httpx", "tenacity", "pystac", "pystac_client")
 
@@ -15,8 +13,5 @@ _EXTRA = ("httpx", "tenacity", "pystac", "pystac_client")
 def require_acquire() -> None:
     """Check that the `acquire` extra (httpx, tenacity, pystac, pystac-client) is installed, or say how to."""
     for name in _EXTRA:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise MissingExtraError(f"downloads and STAC need {name}: pip install 'landsight[acquire]' "
-                                    "(httpx, tenacity, pystac, pystac-client)") from exc
+        import_extra(name, f"downloads and STAC need {name}: pip install 'landsight[acquire]' "
+                           "(httpx, tenacity, pystac, pystac-client)")

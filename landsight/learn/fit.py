@@ -55,6 +55,9 @@ class FitSettings:
             raise ConfigError(f"precision {self.precision!r}: choose from {list(PRECISIONS)}")
         if self.devices < 1:
             raise ConfigError(f"devices must be at least 1 (got {self.devices})")
+        if self.device.type == "cuda" and self.devices > torch.cuda.device_count():
+            raise ConfigError(f"{self.devices} devices asked for, but {torch.cuda.device_count()} CUDA GPU(s) are "
+                              "visible; ask for fewer, or train on the CPU (processes)")
         if self.devices > 1 and self.resume_path is None:
             raise ConfigError("training on several devices needs a resume path to bring the results back")
 

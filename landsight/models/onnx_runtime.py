@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from landsight.errors import CheckpointError, MissingExtraError
+from landsight.errors import CheckpointError, import_extra
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.imagery.flips import flip_views
 from landsight.imagery.normalize import normalize
@@ -20,12 +20,8 @@ METADATA_KEY = "landsight"
 
 def require_onnxruntime() -> Any:
     """Import onnxruntime or explain how to install it."""
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("ONNX export and inference need onnx and onnxruntime: "
-                                "pip install 'landsight[export]' (onnx, onnxruntime)") from exc
-    return onnxruntime
+    return import_extra("onnxruntime", "ONNX export and inference need onnx and onnxruntime: "
+                                       "pip install 'landsight[export]' (onnx, onnxruntime)")
 
 
 class OnnxModel:
