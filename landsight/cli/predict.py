@@ -40,6 +40,6 @@ def predict(model: str, image: str, output: str, probabilities: bool, window: in
         # a STAC image becomes a VRT holding exactly the model's bands, in its order
         indexes = list(range(1, spec.count + 1)) if spec else parse_band_indexes(bands)
         summary = predict_raster(model, path, output, overlap, batch_size, device, probabilities, indexes,
-                                 overwrite, window)
+                                 overwrite, window, source=image)
     click.echo(f"{summary['windows']} windows of {summary['window']} px (overlap {summary['overlap']} px); "
                f"model {summary['model_sha256'][:12]}; wrote {output}")

@@ -259,8 +259,10 @@ def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: C
 def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
                    batch_size: int = 1, device: str = "auto", probabilities: bool = False,
                    bands: Sequence[int] | None = None, overwrite: bool = False, window: int = DEFAULT_WINDOW,
-                   cog: bool = True) -> dict[str, Any]:
+                   cog: bool = True, source: str | None = None) -> dict[str, Any]:
     """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary.
+
+    The output's `source_image` tag names `source` (e.g. the STAC item a VRT `image` was made from), else `image`.
 
     The network is fully convolutional, so it runs on `window` px windows (larger than its training chips, which
     costs less per pixel); neighbours overlap by `overlap` px and are blended, so no seams appear at window edges.
@@ -270,7 +272,7 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
     predictor = model if isinstance(model, Predictor) else Predictor.load(model, device)
     plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands)
     log_plan(plan, batch_size)
-    tags = provenance_tags(predictor, plan.spec, window, overlap, str(image))
+    tags = provenance_tags(predictor, plan.spec, window, overlap, source or str(image))
     with open_raster(image) as src:
         results = _predict_chunks(predictor, src, plan)
         write_prediction(src, plan, output, predictor.model_file.classes, tags, results, probabilities, overwrite,

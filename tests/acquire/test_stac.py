@@ -139,6 +139,7 @@ def test_predict_from_a_stac_item_over_http_equals_local_files(invoke, server, c
     direct = tmp_path / "direct.tif"
     assert invoke("predict", model, crop, "-o", direct, "--device", "cpu").exit_code == 0
     with rasterio.open(remote) as a, rasterio.open(local) as b, rasterio.open(direct) as c:
+        assert a.tags()["source_image"] == f"{server.url}/files/{ITEM}"  # the item, not the VRT made from it
         assert a.shape == (AOI_WINDOW.height, AOI_WINDOW.width)
         assert a.transform == b.transform == c.transform and a.crs == c.crs
         assert np.array_equal(a.read(), b.read()) and np.array_equal(a.read(), c.read())
