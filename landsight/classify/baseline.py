@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from landsight.classify.chips import ChipSet
-from landsight.classify.fit import TensorData, loss_value, make_loss, to_probs
+from landsight.classify.fit import TensorData, loss_value, make_loss
 from landsight.classify.split import ChipSplit
+from landsight.models.onnx_runtime import class_probabilities
 
 DESCRIPTION = ("logistic regression on per-band chip statistics (mean, standard deviation, 2nd/10th/50th/90th/98th "
                "percentiles), fit on the training chips with the network's class weights")
@@ -68,5 +69,5 @@ def baseline_probs(chips: ChipSet, split: ChipSplit) -> tuple[np.ndarray, dict[s
             fits.append((val_loss, penalty, linear))
     val_loss, penalty, linear = min(fits, key=lambda fit: fit[0])
     with torch.no_grad():
-        probs = to_probs(linear(x["test"]), chips.multi_label)
+        probs = class_probabilities(linear(x["test"]).numpy(), chips.multi_label)
     return probs, {"model": DESCRIPTION, "penalty": penalty, "val_loss": round(val_loss, 4)}

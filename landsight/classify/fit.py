@@ -23,6 +23,7 @@ from landsight.imagery.flips import flip_views
 from landsight.learn.fit import FitSettings, fit
 from landsight.learn.task import Shard, Task, multi_label_f1
 from landsight.metrics import summarize
+from landsight.models.onnx_runtime import class_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -152,16 +153,12 @@ def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device, batc
     return torch.cat(parts)
 
 
-def to_probs(logits: torch.Tensor, multi_label: bool) -> np.ndarray:
-    """Softmax probabilities, or per-class sigmoid for multi-label models."""
-    return (torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=1)).numpy()
-
-
 def predict_probs(model: nn.Module, x: torch.Tensor, multi_label: bool, device: torch.device,
                   tta: bool = False) -> np.ndarray:
     """Class probabilities for normalized chips; with `tta`, the mean over the four `flip_views`."""
     views = [torch.from_numpy(v) for v in flip_views(x.numpy())] if tta else [x]
-    return np.asarray(np.mean([to_probs(predict_logits(model, v, device), multi_label) for v in views], axis=0))
+    return np.asarray(np.mean([class_probabilities(predict_logits(model, v, device).numpy(), multi_label)
+                               for v in views], axis=0))
 
 
 def _average_batch_norm(model: nn.Module) -> None:
