@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from landsight.imagery.windows import block_windows, blocked_split, count_train_
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap
 from landsight.labels.vectors import Features, class_values, read_features
+from landsight.labels.weights import class_weights
 from landsight.outputs import atomic_path
 from landsight.progress import describe_size
 
@@ -104,7 +104,7 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
             image_size=(src.width, src.height), nodata_fraction=round(1 - valid / total, 6),
             labels=str(labels), labels_crs=_labels_crs(labels), features=len(features),
             label_area_inside=inside, bbox_coverage=bbox_cov, label_coverage=cov, class_pixels=pixels,
-            class_weights=dict(zip(pixels, median_frequency_weights(list(pixels.values())), strict=True)),
+            class_weights=dict(zip(pixels, class_weights(list(pixels.values())), strict=True)),
             ignored_pixels=int(counts[IGNORE_VALUE]), chip_size=chip_size, val_fraction=val_fraction,
             val_chips=len(split.val), train_chips=n_blocks - len(split.val),
             train_positions=count_train_positions(split),
@@ -148,25 +148,6 @@ def overlap_fractions(geoms: np.ndarray, image_box: shapely.Polygon) -> tuple[fl
     covered = shapely.union_all(shapely.intersection(geoms, image_box))
     return (round(inside / area, 6) if area else 0.0, round(boxes.intersection(image_box).area / image_box.area, 6),
             round(covered.area / image_box.area, 6))
-
-
-def median_frequency_weights(counts: Sequence[int]) -> list[float]:
-    """Median-frequency class weights (median frequency / class frequency), scaled to average 1 over present classes.
-
-    Classes without pixels get weight 0.
-
-    >>> median_frequency_weights([300, 100, 0])
-    [0.5, 1.5, 0.0]
-    """
-    freq = np.asarray(counts, dtype=np.float64)
-    present = freq > 0
-    if not present.any():
-        return [0.0] * len(freq)
-    freq = freq / freq.sum()
-    weights = np.zeros_like(freq)
-    weights[present] = np.median(freq[present]) / freq[present]
-    weights[present] /= weights[present].mean()
-    return [round(float(w), 6) for w in weights]
 
 
 def dataset_warnings(report: DatasetReport) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from landsight.dataset_check import check_dataset, median_frequency_weights
+from landsight.dataset_check import check_dataset
 from landsight.imagery.windows import blocked_split, count_train_positions, train_positions
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
@@ -157,8 +157,3 @@ def test_huge_sparse_raster(tmp_path, atlanta_image, atlanta_labels):
     assert report["val_chips"] == len(split.val) == 30_420
     assert report["train_positions"] == count_train_positions(split)
 
-
-def test_median_frequency_weights():
-    assert median_frequency_weights([300, 100, 0]) == [0.5, 1.5, 0.0]
-    assert median_frequency_weights([5, 5, 5]) == [1.0, 1.0, 1.0]
-    assert median_frequency_weights([0, 0]) == [0.0, 0.0]

@@ -1,4 +1,4 @@
-"""Train one classifier candidate: AdamW with a cosine schedule, flips/rotations, class-weighted loss, validation
+"""Train one classifier candidate: AdamW with a cosine schedule, flips/transposes, class-weighted loss, validation
 macro F1 each epoch, early stopping and a hard time limit; the best epoch's weights are kept."""
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import numpy as np
 import torch
 from rich.progress import Progress, TaskID
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from landsight.classify.network import create_classifier
+from landsight.data.datasets import ArrayChipDataset
+from landsight.data.transforms import Augment
 from landsight.imagery.flips import flip_views
+from landsight.labels.weights import class_weights
 from landsight.learn.fit import FitSettings, fit
 from landsight.learn.task import Shard, Task, multi_label_f1
 from landsight.metrics import summarize
@@ -107,23 +110,11 @@ class TrialResult:
                 "seconds": round(self.seconds, 1), "stopped": self.stopped}
 
 
-def class_weights(targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    """Imbalance weights from training targets: the square root of balanced class weights (single-label; full
-    balancing makes a class seen in one polygon swallow its neighbours) or positive weights negatives/positives
-    (multi-label), clipped to [0.1, 10]; classes absent from training get 1."""
-    n = float(len(targets))
-    positives = targets.sum(dim=0)
-    if multi_label:
-        weights = (n - positives) / positives.clamp(min=1)
-    else:
-        weights = (n / (targets.shape[1] * positives.clamp(min=1))).sqrt()
-    weights = torch.where(positives > 0, weights, torch.ones_like(weights))
-    return weights.clamp(0.1, 10.0)
-
-
 def make_loss(data: TensorData) -> nn.Module:
-    """Weighted cross-entropy (single-label) or BCE-with-logits with positive weights (multi-label)."""
-    weights = class_weights(data.y_train, data.multi_label)
+    """Cross-entropy (single-label) or BCE-with-logits (multi-label) weighted by the training counts
+    (`landsight.labels.weights.class_weights`)."""
+    counts = data.y_train.sum(dim=0).tolist()
+    weights = torch.tensor(class_weights(counts, data.multi_label, total=len(data.y_train)), dtype=torch.float32)
     if data.multi_label:
         return nn.BCEWithLogitsLoss(pos_weight=weights)
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
@@ -132,17 +123,6 @@ def make_loss(data: TensorData) -> nn.Module:
 def loss_value(loss_fn: nn.Module, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
     """`loss_fn` (from `make_loss`) of logits against 0/1 targets (N, K)."""
     return loss_fn(logits, targets if multi_label else targets.argmax(dim=1))
-
-
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal/vertical flips and 90-degree rotations per chip (overhead imagery has no "up")."""
-    flips = torch.rand(len(batch), 3, generator=generator) < 0.5
-    out = []
-    for chip, (h, v, r) in zip(batch, flips.tolist(), strict=True):
-        chip = chip.flip(-1) if h else chip
-        chip = chip.flip(-2) if v else chip
-        out.append(chip.transpose(-1, -2) if r else chip)
-    return torch.stack(out)
 
 
 @torch.inference_mode()
@@ -174,7 +154,7 @@ def _average_batch_norm(model: nn.Module) -> None:
             module.momentum = None
 
 
-class _Batches(Sampler[torch.Tensor]):
+class _Batches(Sampler[list[int]]):
     """Index batches of `n` chips, in order, or shuffled by the task's generator once per epoch however often the
     loader is iterated (a last batch of one chip is then dropped: batch norm needs two)."""
 
@@ -187,8 +167,8 @@ class _Batches(Sampler[torch.Tensor]):
             return list(torch.arange(self.n).split(self.batch_size))
         return self.task.epoch_order(self.epoch, self.n, self.batch_size)
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        return iter(self.shard.take(self._all()))
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(batch.tolist() for batch in self.shard.take(self._all()))
 
     def __len__(self) -> int:
         full, rest = divmod(self.n, self.batch_size)
@@ -196,19 +176,10 @@ class _Batches(Sampler[torch.Tensor]):
         return len(range(self.shard.rank, count, self.shard.world))
 
 
-class _Chips(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Chips and targets indexed by a batch of indexes."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.x[index], self.y[index]
-
-
 class ClassificationTask(Task):
     """Chip classes (one per chip, or several for multi-label chips) from in-memory tensors: shuffled batches with
-    flips and rotations, class-weighted loss, batch norm averaged over each epoch, validation macro F1 and loss."""
+    flips and transposes (`Augment.chips`), class-weighted loss, batch norm averaged over each epoch, validation
+    macro F1 and loss."""
 
     def __init__(self, data: TensorData, trial: Trial, epochs: int, batch_size: int, seed: int,
                  choose_on: str) -> None:
@@ -218,17 +189,19 @@ class ClassificationTask(Task):
         self.peak_lr = trial.lr
         self.diverged_fix = f"candidate {trial.label()}: {_DIVERGED_FIX}"
         self.epochs, self.batch_size, self.choose_on = epochs, batch_size, choose_on
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self._order: tuple[int, list[torch.Tensor]] = (0, [])
         self.loss_fn = make_loss(data)
 
-    def _loader(self, x: torch.Tensor, y: torch.Tensor, batches: _Batches) -> DataLoader[Any]:
+    def _loader(self, dataset: ArrayChipDataset, batches: _Batches) -> DataLoader[Any]:
         # its own generator: creating the iterator draws no number from torch's global one (dropout's)
-        return DataLoader(_Chips(x, y), sampler=batches, batch_size=None, generator=torch.Generator())
+        return DataLoader(dataset, batch_sampler=batches, generator=torch.Generator())
 
     def train_loader(self, epoch: int, shard: Shard) -> DataLoader[Any]:
-        batches = _Batches(len(self.data.x_train), self.batch_size, shard, self, epoch)
-        return self._loader(self.data.x_train, self.data.y_train, batches)
+        data = self.data
+        chips = ArrayChipDataset(data.x_train, data.y_train, Augment.chips(), seed=self.seed * 100_003 + epoch)
+        return self._loader(chips, _Batches(len(data.x_train), self.batch_size, shard, self, epoch))
 
     def epoch_order(self, epoch: int, n: int, batch_size: int) -> list[torch.Tensor]:
         """The shuffled index batches of `epoch`, drawn from the generator the first time they are asked for."""
@@ -239,7 +212,7 @@ class ClassificationTask(Task):
 
     def val_loader(self, shard: Shard) -> DataLoader[Any] | None:
         data = self.data
-        return self._loader(data.x_val, data.y_val, _Batches(len(data.x_val), 128, shard))
+        return self._loader(ArrayChipDataset(data.x_val, data.y_val), _Batches(len(data.x_val), 128, shard))
 
     def optimizers(self, model: nn.Module, shard: Shard) -> tuple[torch.optim.Optimizer, Any]:
         """AdamW with a one-cycle schedule (15 % warm-up, cosine decay) over every batch of `epochs` epochs."""
@@ -247,10 +220,6 @@ class ClassificationTask(Task):
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.peak_lr, weight_decay=1e-4)
         return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.peak_lr, total_steps=steps + 1,
                                                                pct_start=0.15)
-
-    def inputs(self, batch: Any, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = batch
-        return (augment(x, self.generator) if training else x), y
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return loss_value(self.loss_fn.to(logits.device), logits, target, self.multi_label)

@@ -1,4 +1,6 @@
-"""Torch datasets that read chips from rasters by window (nothing is loaded whole)."""
+"""The chip datasets of both tasks. Samples are {"image": float32 (C, H, W) normalized, "target": ...}: a mask
+(H, W) for segmentation, read from rasters window by window (nothing is loaded whole), or 0/1 class targets (K,)
+for classifier chips held in memory. Both augment through `landsight.data.transforms.Augment`, seeded per sample."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ class RasterPair:
 
 
 class ChipDataset(Dataset[dict[str, torch.Tensor]]):
-    """Samples {"image": float32 (C, H, W) normalized, "mask": int64 (H, W) channel indices or IGNORE_VALUE}.
+    """Segmentation samples: "target" is int64 (H, W) channel indices or IGNORE_VALUE.
 
     Nodata pixels (see `read_masked`) and NaN/Inf values are 0 in the image; nodata pixels' labels are ignored.
 
@@ -66,7 +68,36 @@ class ChipDataset(Dataset[dict[str, torch.Tensor]]):
         mask = np.where(pixels, mask, IGNORE_VALUE).astype(np.uint8)
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, i))
-            hwc, mask = self.augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)
-            image = hwc.transpose(2, 0, 1)
+            image, augmented = augment_chip(self.augment, image, mask, rng)
+            assert augmented is not None
+            mask = augmented
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),
-                "mask": torch.from_numpy(mask.astype(np.int64))}
+                "target": torch.from_numpy(mask.astype(np.int64))}
+
+
+class ArrayChipDataset(Dataset[dict[str, torch.Tensor]]):
+    """Classifier samples from normalized chips in memory: "target" is float32 (K,) 0/1 per class (one 1 unless the
+    chips are multi-label). With `augment`, sample i is transformed with the generator seeded by (seed, i)."""
+
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, augment: Augment | None = None,
+                 seed: int = 0) -> None:
+        self.images, self.targets = images, targets
+        self.augment = augment
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        image = self.images[i]
+        if self.augment is not None:
+            chip, _ = augment_chip(self.augment, image.numpy(), None, np.random.default_rng((self.seed, i)))
+            image = torch.from_numpy(np.ascontiguousarray(chip))
+        return {"image": image, "target": self.targets[i]}
+
+
+def augment_chip(augment: Augment, image: np.ndarray, mask: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """`augment` applied to a (C, H, W) chip (albumentations works on H x W x C)."""
+    hwc, mask = augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)
+    return hwc.transpose(2, 0, 1), mask

@@ -56,16 +56,16 @@ class TaskModule(pl.LightningModule):
         self.train_loss.reset()
         self.task.epoch_start(self.model, self.epoch)
 
-    def training_step(self, batch: Any, batch_index: int) -> torch.Tensor:
-        x, target = self.task.inputs(batch, training=True)
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        x, target = batch["image"], batch["target"]
         loss = self.task.loss(self.model(x).float(), target)
         value = float(loss.detach())
         check_loss(value, self.epoch, self.task.peak_lr, self.task.diverged_fix)  # before any step with it
         self.train_loss.update(loss.detach(), weight=len(x))
         return loss
 
-    def validation_step(self, batch: Any, batch_index: int) -> None:
-        x, target = self.task.inputs(batch, training=False)
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> None:
+        x, target = batch["image"], batch["target"]
         logits = self.model(x).float()
         self.val_loss.update(self.task.loss(logits, target), weight=len(x))
         self.val_confusion.update(*self.task.decisions(logits, target))

@@ -31,7 +31,8 @@ class Shard:
 class Task(abc.ABC):
     """A learning problem for `landsight.learn.fit.fit`.
 
-    Subclasses give the data (per epoch, per process), the optimizer and per-step schedule, the loss, and how a
+    Subclasses give the data (per epoch, per process, as batches of `landsight.data.datasets` samples: {"image",
+    "target"}), the optimizer and per-step schedule, the loss, and how a
     validation confusion matrix becomes a summary, a rank (higher is better) and a history row.
     """
 
@@ -51,10 +52,6 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def optimizers(self, model: nn.Module, shard: Shard) -> tuple[torch.optim.Optimizer, Any]:
         """Optimizer and its learning-rate scheduler, stepped after every batch of this process."""
-
-    @abc.abstractmethod
-    def inputs(self, batch: Any, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(model input, target) of a batch; training batches may be augmented here."""
 
     @abc.abstractmethod
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

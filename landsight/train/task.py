@@ -58,7 +58,7 @@ class SegmentationTask(Task):
     def _loader(self, chips: list[Any], augment: bool, seed: int, batch_size: int) -> DataLoader[Any]:
         data = self.data
         dataset = ChipDataset(data.pairs, chips, data.bands, data.normalization, data.classes.index_lut(),
-                              Augment() if augment else None, seed)
+                              Augment.segmentation() if augment else None, seed)
         # its own generator: starting an iteration draws no number from torch's global one (dropout's, reseeded
         # each epoch), however often Lightning starts one
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=self.config.workers,
@@ -89,9 +89,6 @@ class SegmentationTask(Task):
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[lr for _, lr in used], total_steps=steps,
                                                         pct_start=0.1)
         return optimizer, scheduler
-
-    def inputs(self, batch: Any, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["image"], batch["mask"]
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss_fn.to(logits.device)(logits, target)
