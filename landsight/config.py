@@ -42,7 +42,7 @@ class TrainConfig:
     encoder_lr_factor: float = 1.0
     weight_decay: float = 1e-4
     loss: LossName = "ce+dice"
-    class_weights: tuple[float, ...] | None = None
+    class_weights: tuple[float, ...] | Literal["auto"] | None = None
     val_fraction: float = 0.2
     patience: int = 8
     augment: bool = True
@@ -100,8 +100,12 @@ def load_train_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)} in {path}; valid: {sorted(names)}")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    if data.get("class_weights") is not None:
-        data["class_weights"] = tuple(float(w) for w in data["class_weights"])
+    if data.get("class_weights") not in (None, "auto"):
+        try:
+            data["class_weights"] = tuple(float(w) for w in data["class_weights"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"class_weights {data['class_weights']!r} in {path}: give auto or one number per "
+                              "class, e.g. [1.0, 3.0]") from exc
     if data.get("weights") in ("none", "None", ""):
         data["weights"] = None
     try:

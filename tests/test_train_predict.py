@@ -9,7 +9,10 @@ import torch
 from click.testing import CliRunner
 
 from landsight.cli.main import cli
-from landsight.imagery.windows import aligned_window_rows
+from landsight.imagery.windows import aligned_window_rows, blocked_split
+from landsight.labels.classes import IGNORE_VALUE
+from landsight.labels.rasterize import rasterize_labels
+from landsight.labels.weights import class_weights
 from landsight.models.model_file import load_model_file
 from landsight.predict.predictor import Predictor
 
@@ -229,3 +232,24 @@ def test_train_keeps_a_users_file_named_like_its_curves(tmp_path, atlanta_image,
     result = run("train", atlanta_image, atlanta_labels, "-o", tmp_path / "m.pt", "--epochs", "1")
     assert result.exit_code == 2 and "m-curves.png" in result.output and "--overwrite" in result.output
     assert keep.read_bytes() == b"my own plot" and sorted(p.name for p in tmp_path.iterdir()) == ["m-curves.png"]
+
+
+def test_class_weights_auto_come_from_the_training_pixels(tmp_path, nc_image, nc_labels):
+    model = tmp_path / "m.pt"
+    result = run("train", nc_image, nc_labels, "-o", model, "--class-field", "label", "--ignore-unlabelled",
+                 "--chip-size", "64", "--epochs", "1", "--chips-per-epoch", "8", "--class-weights", "auto")
+    assert result.exit_code == 0, result.output
+    mf = load_model_file(model)
+    assert mf.training["config"]["class_weights"] == "auto"
+    # oracle: the whole mask in memory, pixels of the validation blocks left out
+    mask = tmp_path / "mask.tif"
+    rasterize_labels(nc_image, nc_labels, mask, mf.classes, "label", background=False)
+    with rasterio.open(mask) as src:
+        channels = mf.classes.index_lut()[src.read(1)]
+        split = blocked_split(src.width, src.height, 64, 0.2, 0)
+    for col0, row0, col1, row1 in split.val_boxes:
+        channels[row0:row1, col0:col1] = IGNORE_VALUE
+    counts = np.bincount(channels[channels != IGNORE_VALUE], minlength=len(mf.classes))
+    assert counts.sum() > 0 and split.val_boxes
+    assert mf.training["class_weights"] == pytest.approx(class_weights(counts.tolist()))
+    assert np.argmax(mf.training["class_weights"]) == np.argmin(np.where(counts > 0, counts, counts.max()))

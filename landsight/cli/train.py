@@ -14,10 +14,11 @@ from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
 
 
-def _class_weights(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
-    """--class-weights as numbers: finite, >= 0 and not all 0."""
-    if value is None:
-        return None
+def _class_weights(ctx: click.Context, param: click.Parameter,
+                   value: str | None) -> tuple[float, ...] | str | None:
+    """--class-weights: auto, or numbers that are finite, >= 0 and not all 0."""
+    if value is None or value == "auto":
+        return value
     try:
         weights = tuple(float(w) for w in value.split(","))
     except ValueError:
@@ -51,7 +52,8 @@ def _class_weights(ctx: click.Context, param: click.Parameter, value: str | None
               help="Encoder init: imagenet (shipped EfficientNet-Lite weights), none, or a local file [imagenet].")
 @click.option("--loss", default=None, help="ce, dice, lovasz, ce+dice or ce+lovasz [ce+dice].")
 @click.option("--class-weights", default=None, callback=_class_weights,
-              help="Comma-separated cross-entropy weight per class.")
+              help="Cross-entropy weight per class, comma-separated, or auto: the square root of inverse class "
+                   "frequency in the training pixels (the policy `dataset check` reports).")
 @click.option("--val-fraction", type=options.FiniteFloatRange(0, 1, max_open=True), default=None,
               help="Share of blocks held out for validation [0.2].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
@@ -76,7 +78,7 @@ def _class_weights(ctx: click.Context, param: click.Parameter, value: str | None
 def train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
           background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
           bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: tuple[float, ...] | None,
+          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: tuple[float, ...] | str | None,
           **settings: object) -> None:
     """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file).
 
@@ -95,7 +97,7 @@ def train(image: str | None, labels: str | None, output: str, class_field: str |
 def _train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
            background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
            bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-           overwrite: bool, class_weights: tuple[float, ...] | None, **settings: object) -> None:
+           overwrite: bool, class_weights: tuple[float, ...] | str | None, **settings: object) -> None:
     from landsight.train.segmentation import train_segmentation
 
     dataset = load_dataset_config(config_path) if config_path else None

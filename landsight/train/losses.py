@@ -25,7 +25,7 @@ class SumLoss(nn.Module):
 
 def create_loss(name: str, num_classes: int, class_weights: Sequence[float] | None = None) -> nn.Module:
     """"ce", "dice" (soft dice), "lovasz", or a sum such as "ce+dice"; class weights apply to cross-entropy."""
-    if class_weights is not None and len(class_weights) != num_classes:
+    if class_weights is not None and len(class_weights) != num_classes:  # ("auto" is resolved by the caller)
         raise ConfigError(f"{len(class_weights)} class weights given for {num_classes} classes; give one per class")
     weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
     makers = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
 from rasterio.io import DatasetReader
 from rasterio.windows import Window, from_bounds
 
@@ -19,7 +21,7 @@ from landsight.errors import ConfigError, LabelError, RasterError
 from landsight.imagery.bands import BandSpec, Normalization, band_spec_for, compute_normalization
 from landsight.imagery.io import check_readable, open_raster
 from landsight.imagery.windows import Box, Split, blocked_split, sliding_windows, train_positions
-from landsight.labels.classes import ClassTable
+from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import rasterize_labels
 from landsight.outputs import output_folder
 
@@ -43,6 +45,25 @@ class TrainingData:
         text = json.dumps({"sources": self.sources, "classes": self.classes.to_list(),
                            "bands": self.bands.to_dict()}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @functools.cached_property
+    def class_pixels(self) -> list[int]:
+        """Labelled training pixels of each class (outside the validation blocks), read by 512 px windows."""
+        lut = self.classes.index_lut()
+        counts = np.zeros(len(self.classes), dtype=np.int64)
+        for pair, split in zip(self.pairs, self.splits, strict=True):
+            with open_raster(pair.mask) as src:
+                col0, row0, col1, row1 = split.region
+                for window in sliding_windows(col1 - col0, row1 - row0, 512):
+                    left, top = int(window.col_off) + col0, int(window.row_off) + row0
+                    channels = lut[src.read(1, window=Window(left, top, window.width, window.height))]
+                    training = np.ones(channels.shape, dtype=bool)
+                    for box_col0, box_row0, box_col1, box_row1 in split.val_boxes:
+                        rows = slice(max(0, box_row0 - top), max(0, box_row1 - top))
+                        training[rows, max(0, box_col0 - left):max(0, box_col1 - left)] = False
+                    labelled = channels[training & (channels != IGNORE_VALUE)]
+                    counts += np.bincount(labelled, minlength=len(counts))[:len(counts)]
+        return counts.tolist()
 
     def sizes(self) -> tuple[int, int]:
         """(number of training chip positions, number of validation chips)."""

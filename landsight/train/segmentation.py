@@ -21,7 +21,7 @@ from landsight.models.registry import create_model
 from landsight.outputs import atomic_path, check_output
 from landsight.torch_utils import load_plain, nonfinite_tensors, resolve_device
 from landsight.train.prepare import TrainingData, prepare_training_data
-from landsight.train.task import SegmentationTask, run_key
+from landsight.train.task import SegmentationTask, loss_weights, run_key
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     except LandsightError:  # a refused resume state or member file, or diverged training
         _discard(work_dir, resuming)
         raise
-    training: dict[str, Any] = {"config": dataclasses.asdict(config), "data_sha256": data.fingerprint(),
+    training: dict[str, Any] = {"config": dataclasses.asdict(config), "class_weights": loss_weights(config, data),
+                                "data_sha256": data.fingerprint(),
                                 "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
                                 "best_epoch": members[0].best_epoch, "epochs_run": len(members[0].history),
                                 "bounds": list(bounds) if bounds else None, "background": background,

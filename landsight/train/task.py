@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import random
 from typing import Any
 
@@ -18,10 +19,13 @@ from landsight.config import TrainConfig
 from landsight.data.datasets import ChipDataset
 from landsight.data.transforms import Augment
 from landsight.imagery.windows import sample_train_windows
+from landsight.labels.weights import class_weights
 from landsight.learn.task import Shard, Task
 from landsight.metrics import summarize
 from landsight.train.losses import create_loss
 from landsight.train.prepare import TrainingData
+
+log = logging.getLogger(__name__)
 
 DIVERGED_FIX = "lower --lr (or fix the input) and rerun with --restart"
 
@@ -30,6 +34,16 @@ def run_key(config: TrainConfig, data: TrainingData) -> str:
     """Identifies a training run, so a resume state is only reused for the same run."""
     text = json.dumps({"config": dataclasses.asdict(config), "data": data.fingerprint()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def loss_weights(config: TrainConfig, data: TrainingData) -> list[float] | None:
+    """The cross-entropy class weights: as configured, or with "auto" from the training pixels
+    (`landsight.labels.weights.class_weights`)."""
+    if config.class_weights == "auto":
+        weights = class_weights(data.class_pixels)
+        log.info("class weights from the training pixels: %s", dict(zip(data.classes.names, weights, strict=True)))
+        return weights
+    return None if config.class_weights is None else list(config.class_weights)
 
 
 def epoch_chips(data: TrainingData, n: int, rng: random.Random) -> list[Any]:
@@ -53,7 +67,7 @@ class SegmentationTask(Task):
         self.num_classes = len(data.classes)
         self.peak_lr = config.lr
         self.diverged_fix = DIVERGED_FIX
-        self.loss_fn = create_loss(config.loss, self.num_classes, config.class_weights)
+        self.loss_fn = create_loss(config.loss, self.num_classes, loss_weights(config, data))
 
     def _loader(self, chips: list[Any], augment: bool, seed: int, batch_size: int) -> DataLoader[Any]:
         data = self.data
