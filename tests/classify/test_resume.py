@@ -1,6 +1,6 @@
-"""`classify train` run again after an interruption continues where it stopped: finished candidates are not retrained,
-the interrupted one continues from its last epoch, and the model equals an uninterrupted run's; `--restart` starts
-over; a planted, damaged or foreign resume folder is refused (exit 2)."""
+"""`classify train` and `cloud train` run again after an interruption continue where they stopped: finished candidates
+are not retrained, the interrupted one continues from its last epoch, and the model equals an uninterrupted run's;
+`--restart` starts over; a planted, damaged or foreign resume folder is refused (exit 2)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from landsight.classify import automl
+from landsight.classify import train as train_module
 from landsight.learn.policy import EpochPolicy
 from landsight.models.model_file import load_model_file
-from tests.classify.conftest import run
+from tests.classify.conftest import L8, L8_QA, run
 
 SEARCH = ["--backbones", "resnet18,mobilenetv3_large_100", "--budget", "90s", "--max-epochs", "2", "--no-lr-search"]
 """Two candidates of two epochs each: the budget never binds, so the outcome does not depend on timing and a resumed
@@ -116,7 +117,8 @@ def test_a_resumed_search_trains_only_what_is_left_and_ends_like_an_uninterrupte
 def test_restart_trains_again_from_the_start(interrupted, chip_dir, tmp_path, trials):
     out = tmp_path / "again.pt"
     folder = _copy(interrupted, out)
-    result = run("classify", "train", chip_dir, "-o", out, *SEARCH[2:], "--backbones", "resnet18", "--restart")
+    result = run("classify", "train", chip_dir, "-o", out, "--backbones", "resnet18", "--max-epochs", "1",
+                 "--no-lr-search", "--restart")
     assert result.exit_code == 0, result.output
     assert trials == [("resnet18 lr=0.002 (scratch)", False)]  # finished by the interrupted run, trained again
     assert not folder.exists() and out.exists()
@@ -143,3 +145,24 @@ def test_a_foreign_or_damaged_resume_folder_is_refused(interrupted, chip_dir, tm
     assert result.exit_code == 2 and "--restart" in result.output, result.output
     assert ("other settings or data" if change == "other settings" else "damaged") in result.output
     assert not out.exists() and folder.exists()
+
+
+def test_an_interrupted_ensemble_member_continues_without_a_new_search(tmp_path, trials, monkeypatch):
+    out = tmp_path / "ensemble.pt"
+    args = ["cloud", "train", L8, "--cloud-mask", L8_QA, "--chip-size", "32", "--stride", "64", "-o", out,
+            "--backbones", "resnet18", *SEARCH[2:], "--ensemble", "2"]
+    patch = _interrupt_after(3)  # the candidate's two epochs and the second member's first
+    try:
+        assert run(*args).exit_code != 0
+    finally:
+        patch.undo()
+    trials.clear()
+    members = []
+    real = train_module.run_trial
+    monkeypatch.setattr(train_module, "run_trial", lambda *a, **kw: members.append(kw["resume_path"].exists())
+                        or real(*a, **kw))
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert trials == [] and members == [True]  # no candidate trained again; the member continued from its epoch 1
+    assert [m["epochs"] for m in json.loads((tmp_path / "ensemble-report.json").read_text())["ensemble"]] == [2, 2]
+    assert not out.with_name("ensemble.pt.resume").exists()
