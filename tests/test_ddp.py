@@ -11,7 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+from torch.multiprocessing.spawn import ProcessRaisedException
+
+from landsight.errors import TrainingError
+from landsight.learn.fit import _worker_error
 from landsight.models.model_file import load_model_file
+from landsight.torch_utils import check_loss
 from tests.conftest import SAMPLE
 
 EPOCHS = 4
@@ -27,7 +34,11 @@ def _command(out: Path) -> list[str]:
 def test_two_process_training_resumes_after_a_kill(tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     resume = tmp_path / "m.pt.resume.pt"
-    run = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    temp = tmp_path / "tmp"  # the runs' temporary files: what the killed one left, nothing from the finished one
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    run = subprocess.Popen(_command(out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                           env=env)
     deadline = time.monotonic() + 300
     while not resume.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -35,7 +46,8 @@ def test_two_process_training_resumes_after_a_kill(tmp_path: Path) -> None:
     output = run.communicate()[0].decode()
     assert resume.exists() and not out.exists(), output
 
-    resumed = subprocess.run(_command(out), capture_output=True, text=True, timeout=600)
+    left = set(temp.iterdir())
+    resumed = subprocess.run(_command(out), capture_output=True, text=True, timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from" in resumed.stdout + resumed.stderr
     model = load_model_file(out)
@@ -44,3 +56,20 @@ def test_two_process_training_resumes_after_a_kill(tmp_path: Path) -> None:
     with open(tmp_path / "m-metrics.csv") as handle:
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, EPOCHS + 1))
     assert not resume.exists() and not (tmp_path / "m.pt.work").exists()
+    assert set(temp.iterdir()) == left  # Lightning's weights folder (mkdtemp) went with the run's scratch folder
+
+
+def _diverge(rank: int) -> None:
+    """A training process whose loss became NaN."""
+    check_loss(float("nan"), 3, 0.01, "lower --lr")
+
+
+def test_a_training_process_error_reaches_the_caller_with_its_advice() -> None:
+    with pytest.raises(ProcessRaisedException) as raised:
+        torch.multiprocessing.spawn(_diverge, nprocs=1)
+    error = _worker_error(raised.value)
+    assert isinstance(error, TrainingError) and str(error).startswith("the training loss became nan in epoch 3 ")
+    assert "(peak learning rate 0.01)" in str(error) and str(error).endswith("; lower --lr")
+    other = ProcessRaisedException("\n\n-- Process 1 terminated with the following error:\nTraceback (most recent "
+                                   "call last):\n  ...\nRuntimeError: Connection closed by peer\n", 1, 4321)
+    assert str(_worker_error(other)) == "a training process failed: RuntimeError: Connection closed by peer"

@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 from landsight.classify.fit import CRITERIA, TensorData, Trial, TrialResult, make_loss, rank, run_trial
 from landsight.classify.network import CANDIDATES, check_backbone, create_classifier, weights_architecture
+from landsight.classify.resume import SearchStore
 from landsight.errors import ConfigError
 from landsight.models.pretrained import imagenet_weights_file
 
@@ -200,12 +201,19 @@ def batch_size_for(n_train: int, largest: int) -> int:
     return max(8, min(largest, n_train // 12))
 
 
-def search(data: TensorData, settings: SearchSettings, device: torch.device, deadline: float) -> SearchResult:
-    """Train candidates until `deadline` (time.monotonic()); raise when not even one fits."""
+def search(data: TensorData, settings: SearchSettings, device: torch.device, deadline: float,
+           store: SearchStore | None = None) -> SearchResult:
+    """Train candidates until `deadline` (time.monotonic()); raise when not even one fits.
+
+    With `store`, finished candidates are kept there and, when an earlier run kept them, not trained again; an
+    interrupted candidate continues from its last epoch with its first plan (epochs, seconds).
+    """
     settings = resolve_weights(settings)
     settings = dataclasses.replace(settings, batch_size=batch_size_for(len(data.x_train), settings.batch_size))
-    costs = {b: epoch_seconds(b, data, settings.batch_size, device) for b in settings.backbones}
-    log.info("measured epoch times: %s", ", ".join(f"{b} {s:.1f} s" for b, s in costs.items()))
+    searched = store.searched() if store is not None else None
+    if searched is not None:
+        return SearchResult(*searched, settings.choose_on)
+    costs = (store.costs() if store is not None else None) or _measure(data, settings, device, store)
     available = deadline - time.monotonic()
     if available < settings.least_epochs * min(costs.values()):
         raise _too_small(settings, costs, available, len(data.x_train), device)
@@ -219,22 +227,56 @@ def search(data: TensorData, settings: SearchSettings, device: torch.device, dea
     with Progress(transient=True) as progress:
         while queue:
             trial = queue.pop(0)
-            left = deadline - time.monotonic()
-            epochs_needed = settings.least_epochs if trial in planned else settings.extra_epochs
-            minimum = epochs_needed * costs[trial.backbone]
-            if left < minimum:
-                skipped.append({"candidate": trial.label(), "needs_s": round(minimum), "left_s": round(left)})
+            result = _candidate(trial, trial in planned, len(queue), data, settings, costs, device, deadline,
+                                progress, store)
+            if isinstance(result, dict):
+                skipped.append(result)
                 continue
-            share = max(minimum, left / (1 + len(queue)))
-            epochs = max(settings.least_epochs, min(settings.max_epochs, int(share / costs[trial.backbone])))
-            task = progress.add_task(trial.label(), total=epochs)
-            result = run_trial(trial, data, share, epochs, settings.patience, device, settings.batch_size,
-                               settings.seed, progress, task, settings.choose_on)
-            progress.remove_task(task)
             results.append(result)
             costs[trial.backbone] = result.seconds / max(result.epochs, 1)  # measured under the real load
             if not queue:
                 queue, deferred = _next_trials(results, deferred, settings, seen), []
     if not results:
         raise _too_small(settings, costs, 0.0, len(data.x_train), device)
+    if store is not None:
+        store.save_search(results, skipped, costs)
     return SearchResult(results, skipped, costs, settings.choose_on)
+
+
+def _measure(data: TensorData, settings: SearchSettings, device: torch.device,
+             store: SearchStore | None) -> dict[str, float]:
+    """Seconds per epoch of each backbone (`epoch_seconds`), kept in `store` for a resumed search."""
+    costs = {b: epoch_seconds(b, data, settings.batch_size, device) for b in settings.backbones}
+    log.info("measured epoch times: %s", ", ".join(f"{b} {s:.1f} s" for b, s in costs.items()))
+    if store is not None:
+        store.save_costs(costs)
+    return costs
+
+
+def _candidate(trial: Trial, planned: bool, waiting: int, data: TensorData, settings: SearchSettings,
+               costs: dict[str, float], device: torch.device, deadline: float, progress: Progress,
+               store: SearchStore | None) -> TrialResult | dict[str, Any]:
+    """Train `trial` on its share of the time left (`waiting` candidates follow), or reuse its result from `store`;
+    a row saying why it was skipped when too little time is left."""
+    name = trial.label()
+    finished = store.finished(name) if store is not None else None
+    if finished is not None:
+        log.info("candidate %s: already trained by an earlier run", name)
+        return finished
+    plan = store.plan(name) if store is not None else None
+    if plan is None:
+        left = deadline - time.monotonic()
+        minimum = (settings.least_epochs if planned else settings.extra_epochs) * costs[trial.backbone]
+        if left < minimum:
+            return {"candidate": name, "needs_s": round(minimum), "left_s": round(left)}
+        share = max(minimum, left / (1 + waiting))
+        plan = (max(settings.least_epochs, min(settings.max_epochs, int(share / costs[trial.backbone]))), share)
+        if store is not None:
+            store.save_plan(name, *plan)
+    task = progress.add_task(name, total=plan[0])
+    result = run_trial(trial, data, plan[1], plan[0], settings.patience, device, settings.batch_size, settings.seed,
+                       progress, task, settings.choose_on, store.resume_path(name) if store is not None else None)
+    progress.remove_task(task)
+    if store is not None:
+        store.save_finished(name, result)
+    return result

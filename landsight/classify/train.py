@@ -19,6 +19,7 @@ from landsight.classify.evaluate import decide, evaluate, worst_errors
 from landsight.classify.fit import TensorData, TrialResult, predict_probs, run_trial
 from landsight.classify.network import ARCH, create_classifier, embeddings
 from landsight.classify.report import ReportPaths, plot_gallery, write_figures, write_html, write_json
+from landsight.classify.resume import SearchStore, resumable, run_key
 from landsight.classify.rules import CLOUD_CLASSES
 from landsight.classify.similar import precision_at_k
 from landsight.classify.split import SPLITS, ChipSplit, save_split, split_chips
@@ -114,10 +115,13 @@ def _report(chips: ChipSet, split: ChipSplit, result: SearchResult, test: dict[s
 
 
 def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings, overwrite: bool = False,
-                     started: float | None = None) -> tuple[ModelFile, dict[str, Any]]:
+                     started: float | None = None, restart: bool = False) -> tuple[ModelFile, dict[str, Any]]:
     """Split, search within the budget, evaluate the chosen model once on the test split, save MODEL and report.
 
-    `started` (time.monotonic()) is when the budget began, e.g. before the chips were read.
+    `started` (time.monotonic()) is when the budget began, e.g. before the chips were read. An interrupted run
+    leaves OUTPUT.resume/ (see `resumable`): the same training run again reuses its finished candidates and ensemble
+    members, continues the interrupted one from its last epoch, and has the whole budget again for what is left;
+    `restart` ignores it.
     """
     started = time.monotonic() if started is None else started
     output = check_output(output, overwrite)
@@ -134,44 +138,58 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
     data = TensorData(*tensors["train"], *tensors["val"], chips.multi_label)
     device = resolve_device(settings.device)
     deadline = started + settings.search.budget - max(8.0, REPORT_RESERVE * settings.search.budget)
-    result = search(data, settings.search, device, time.monotonic() + (deadline - time.monotonic()) / settings.ensemble)
-    members = [result.best, *_more_members(result.best, data, settings, device, deadline)]
-    model = _network(chips, result.best.trial.backbone, members).to(device)
-    decision = _decision(chips, settings)
-    probs = predict_probs(model, tensors["test"][0], chips.multi_label, device, tta=True)  # as deployed
-    test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
-    report = _report(chips, split, result, test, settings, output, started)
-    report["data"]["warnings"] = data_warnings
-    report["similarity"] = _similarity(model, torch.cat([tensors[s][0] for s in SPLITS]),
-                                       np.concatenate([chips.targets[getattr(split, s)] for s in SPLITS]),
-                                       np.arange(len(split.train) + len(split.val), sum(split.sizes().values())),
-                                       device)
-    report["worst_errors"] = _gallery(chips, split, probs, paths, decision)
-    report["baseline"] = _baseline(chips, split, decision)
-    report["ensemble"] = [{"seed": settings.search.seed + k, "val_macro_f1": round(m.score, 4),
-                           "best_epoch": m.best_epoch, "epochs": m.epochs} for k, m in enumerate(members)]
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    model_file = _model_file(chips, result.best.trial.backbone, normalization, state, settings,
-                             report, InputStats.fit(train_images), decision)
-    model_file.save(output, overwrite)
-    report["sha256"] = model_file.sha256
-    report["elapsed_s"] = round(time.monotonic() - started, 1)
-    _write_outputs(report, chips, split, paths, overwrite)
+    with resumable(output, run_key(chips, dataclasses.asdict(settings)), restart) as store:
+        result = search(data, settings.search, device,
+                        time.monotonic() + (deadline - time.monotonic()) / settings.ensemble, store)
+        members = [result.best, *_more_members(result.best, data, settings, device, deadline, store)]
+        model = _network(chips, result.best.trial.backbone, members).to(device)
+        decision = _decision(chips, settings)
+        probs = predict_probs(model, tensors["test"][0], chips.multi_label, device, tta=True)  # as deployed
+        test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
+        report = _report(chips, split, result, test, settings, output, started)
+        report["data"]["warnings"] = data_warnings
+        report["similarity"] = _similarity(model, torch.cat([tensors[s][0] for s in SPLITS]),
+                                           np.concatenate([chips.targets[getattr(split, s)] for s in SPLITS]),
+                                           np.arange(len(split.train) + len(split.val), sum(split.sizes().values())),
+                                           device)
+        report["worst_errors"] = _gallery(chips, split, probs, paths, decision)
+        report["baseline"] = _baseline(chips, split, decision)
+        report["ensemble"] = [{"seed": settings.search.seed + k, "val_macro_f1": round(m.score, 4),
+                               "best_epoch": m.best_epoch, "epochs": m.epochs} for k, m in enumerate(members)]
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        model_file = _model_file(chips, result.best.trial.backbone, normalization, state, settings,
+                                 report, InputStats.fit(train_images), decision)
+        model_file.save(output, overwrite)
+        report["sha256"] = model_file.sha256
+        report["elapsed_s"] = round(time.monotonic() - started, 1)
+        _write_outputs(report, chips, split, paths, overwrite)
     return model_file, report
 
 
 def _more_members(best: TrialResult, data: TensorData, settings: TrainSettings, device: torch.device,
-                  deadline: float) -> list[TrialResult]:
+                  deadline: float, store: SearchStore) -> list[TrialResult]:
     """For an ensemble: the chosen candidate trained again from seeds seed + 1, ... (as many epochs as it ran),
-    sharing the time left before `deadline` (time.monotonic())."""
+    sharing the time left before `deadline` (time.monotonic()); members finished by an earlier run (in `store`)
+    are reused, an interrupted one continues."""
     search_settings = settings.search
     batch_size = batch_size_for(len(data.x_train), search_settings.batch_size)
     members = []
     for k in range(1, settings.ensemble):
-        seconds = max(1.0, (deadline - time.monotonic()) / (settings.ensemble - k))
-        log.info("ensemble member %d of %d (seed %d)", k + 1, settings.ensemble, search_settings.seed + k)
-        members.append(run_trial(best.trial, data, seconds, best.epochs, search_settings.patience, device, batch_size,
-                                 search_settings.seed + k, choose_on=search_settings.choose_on))
+        name = f"ensemble member {k + 1}"
+        finished = store.finished(name)
+        if finished is not None:
+            log.info("%s of %d: already trained by an earlier run", name, settings.ensemble)
+            members.append(finished)
+            continue
+        epochs, seconds = store.plan(name) or (best.epochs, max(1.0, (deadline - time.monotonic()) /
+                                                                 (settings.ensemble - k)))
+        store.save_plan(name, epochs, seconds)
+        log.info("%s of %d (seed %d)", name, settings.ensemble, search_settings.seed + k)
+        member = run_trial(best.trial, data, seconds, epochs, search_settings.patience, device, batch_size,
+                           search_settings.seed + k, choose_on=search_settings.choose_on,
+                           resume_path=store.resume_path(name))
+        store.save_finished(name, member)
+        members.append(member)
     return members
 
 

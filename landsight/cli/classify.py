@@ -72,7 +72,9 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options of the automatic search (shared by `classify train` and `cloud train`)."""
     decorators = [
         options.output_opt,
-        click.option("--budget", default="10m", show_default=True, help="Time for the whole run, e.g. 90s, 5m, 1h."),
+        click.option("--budget", default="10m", show_default=True,
+                     help="Time for the whole run, e.g. 90s, 5m, 1h. A run resumed after an interruption has it "
+                          "again for the work left (finished candidates are not retrained)."),
         click.option("--backbones", default=None,
                      help="Comma-separated timm backbones to try [tf_efficientnet_lite0,resnet18,"
                           "mobilenetv3_large_100,efficientnet_b0,resnet34; cloud train: tf_efficientnet_lite0]."),
@@ -94,6 +96,9 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ensemble", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Train the chosen candidate this many times from seeds SEED, SEED+1, ... and average their "
                           "probabilities (the search gets 1/N of the time)."),
+        click.option("--restart", is_flag=True,
+                     help="Ignore the resume state (OUTPUT.resume/) left by an interrupted run; without it, the same "
+                          "command run again continues where it stopped."),
         options.threads_opt,
         options.device_opt,
         options.overwrite_opt,
@@ -128,7 +133,7 @@ def run_training(data: str, preset: str | None, **kw: Any) -> None:
     if preset == "cloud":
         check_cloud_classes(chips)
     click.echo(describe(chips))
-    _model, report = train_classifier(chips, kw["output"], settings, kw["overwrite"], started)
+    _model, report = train_classifier(chips, kw["output"], settings, kw["overwrite"], started, kw["restart"])
     _echo_report(report)
 
 

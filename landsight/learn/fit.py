@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,7 +86,7 @@ def fit(model: nn.Module, task: Task, settings: FitSettings,
     callbacks: list[pl.Callback] = [policy]
     if settings.progress:
         callbacks.append(EpochProgress(settings.max_epochs))
-    with tempfile.TemporaryDirectory(prefix="landsight-fit-") as scratch:  # spawned processes pass weights through it
+    with tempfile.TemporaryDirectory(prefix="landsight-fit-") as scratch, _temporary_files_in(scratch):
         trainer = pl.Trainer(
             accelerator=settings.device.type, devices=_device_ids(settings), strategy=_strategy(settings),
             precision=_precision(settings.device, settings.precision), max_epochs=settings.max_epochs, logger=False,
@@ -171,11 +173,39 @@ def _run(trainer: pl.Trainer, module: TaskModule, ckpt_path: str | None) -> None
             raise KeyboardInterrupt from None
         raise
     except ProcessRaisedException as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"a training process failed: {last}") from exc
+        raise _worker_error(exc) from exc
     finally:
         if main_thread and handler is not None:
             signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def _temporary_files_in(folder: str) -> Iterator[None]:
+    """Processes started in the block make their temporary files in `folder`: Lightning's spawn launcher passes the
+    trained weights back through a `tempfile.mkdtemp` folder it never removes (one per run, in /tmp otherwise)."""
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+
+
+def _worker_error(exc: ProcessRaisedException) -> TrainingError:
+    """The TrainingError a training process raised (its message and advice as they were: epoch, learning rate,
+    likely cause), or a TrainingError naming the last line of another failure."""
+    text = str(exc).strip()
+    start = text.rfind(_TRAINING_ERROR)
+    if start >= 0:
+        return TrainingError(text[start + len(_TRAINING_ERROR):].split("\n\n")[0].strip())
+    return TrainingError(f"a training process failed: {text.splitlines()[-1] if text else type(exc).__name__}")
+
+
+_TRAINING_ERROR = f"{TrainingError.__module__}.{TrainingError.__qualname__}: "
+"""How a worker's traceback names a TrainingError (torch passes it to the parent as text)."""
 
 
 def _result(policy: EpochPolicy, settings: FitSettings) -> FitResult:

@@ -17,7 +17,8 @@ def fake(monkeypatch):
     clock = {"now": 0.0}
     scores = {"tf_efficientnet_lite0": 0.9, "resnet18": 0.7, "mobilenetv3_large_100": 0.8}
 
-    def run_trial(trial, data, seconds, epochs, patience, device, batch_size, seed, progress, task, choose_on):
+    def run_trial(trial, data, seconds, epochs, patience, device, batch_size, seed, progress, task, choose_on,
+                  resume_path=None):
         used = min(seconds, epochs * COSTS[trial.backbone])
         clock["now"] += used
         bonus = 0.05 if trial.lr < 1e-3 else 0.0
@@ -75,7 +76,8 @@ def test_local_weights_pick_their_backbone_and_load_into_any_band_count(tmp_path
 def test_choosing_on_validation_loss_prefers_the_lowest_loss(fake, monkeypatch):
     losses = {"tf_efficientnet_lite0": 0.5, "resnet18": 0.2, "mobilenetv3_large_100": 0.3}
 
-    def run_trial(trial, data, seconds, epochs, patience, device, batch_size, seed, progress, task, choose_on):
+    def run_trial(trial, data, seconds, epochs, patience, device, batch_size, seed, progress, task, choose_on,
+                  resume_path=None):
         assert choose_on == "loss"
         fake["now"] += min(seconds, epochs * COSTS[trial.backbone])
         return TrialResult(trial, 0.9, losses[trial.backbone], epochs, epochs, 1.0, "max epochs", [], {})
