@@ -32,6 +32,8 @@ KINDS: dict[str, ReportKind] = {
 """Report kind -> schema version written by this landsight (raise it when a key changes meaning or goes away)."""
 
 PREFIX = "landsight-"
+HEADER_KEYS = ("schema", "schema_version", "landsight_version", "created_utc")
+"""The keys of `ReportHeader`, first in every report file."""
 
 
 @dataclasses.dataclass(frozen=True)
