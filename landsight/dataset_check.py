@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -26,8 +25,9 @@ from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import burn_window, check_overlap
 from landsight.labels.vectors import Features, class_values, read_features
 from landsight.labels.weights import class_weights
-from landsight.outputs import atomic_path
 from landsight.progress import describe_size
+from landsight.report.files import write_report
+from landsight.report.schema import ReportHeader, with_header
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,14 @@ class DatasetReport:
     train_positions: int
     """Training chip positions at chip/8 steps clear of the validation blocks (what training samples from)."""
     warnings: tuple[str, ...] = ()
+    header: ReportHeader = dataclasses.field(default_factory=lambda: ReportHeader.new("dataset-check"))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
+        """JSON-ready dict: the header (schema "landsight-dataset-check"), then the fields."""
         data = dataclasses.asdict(self)
+        del data["header"]
         data["warnings"] = list(self.warnings)
-        return data
+        return with_header(self.header, data)
 
 
 def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, field: str | None = None,
@@ -168,8 +170,7 @@ def dataset_warnings(report: DatasetReport) -> list[str]:
 
 def write_report_json(report: DatasetReport, path: str | Path, overwrite: bool = False) -> None:
     """Write the report as JSON, atomically."""
-    with atomic_path(path, overwrite) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    write_report(path, report, overwrite)
 
 
 def _crs_name(crs: Any) -> str:

@@ -13,14 +13,16 @@ from typing import Any
 
 from landsight.config import TrainConfig
 from landsight.errors import OutputExistsError
-from landsight.evaluate import evaluate_prediction
+from landsight.evaluate import EvaluationReport, evaluate_prediction
 from landsight.imagery.io import open_raster
 from landsight.labels.classes import ClassTable
 from landsight.labels.vectors import read_features
-from landsight.outputs import atomic_path, output_folder
+from landsight.outputs import output_folder
 from landsight.predict import predict_raster
+from landsight.report.files import write_report
 from landsight.report.html import Section, write_page
 from landsight.report.quicklook import mask_overlay, save_quicklook
+from landsight.report.schema import ReportHeader, with_header
 from landsight.train.segmentation import train_segmentation
 from landsight.vectorize import vectorize_mask
 
@@ -34,13 +36,41 @@ models scored 0.47-0.52 depending on the seed, so three are trained and averaged
 trains (no validation blocks); the eastern third is the test."""
 
 
+Bounds = tuple[float, float, float, float]
+"""(left, bottom, right, top) in the sample image's CRS."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSummary:
+    """summary.json of the demo: the held-out building IoU and metrics, validation metrics, polygons, timings (s),
+    the model and the train/test bounds."""
+
+    building_iou_east: float | None
+    metrics_east: EvaluationReport
+    validation: dict[str, Any]
+    predicted_polygons: int
+    timings: dict[str, float]
+    model_sha256: str
+    model: str
+    train_bounds: Bounds
+    test_bounds: Bounds
+    header: ReportHeader = dataclasses.field(default_factory=lambda: ReportHeader.new("demo"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the header (schema "landsight-demo"), then the fields (`metrics_east` with its own)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "header"}
+        data.update(metrics_east=self.metrics_east.to_dict(), train_bounds=list(self.train_bounds),
+                    test_bounds=list(self.test_bounds))
+        return with_header(self.header, data)
+
+
 def sample_paths() -> tuple[Path, Path]:
     """The shipped Atlanta image and its OpenStreetMap buildings."""
     root = Path(str(importlib.resources.files("landsight") / "sample_data"))
     return root / "atlanta.tif", root / "atlanta-buildings.geojson"
 
 
-def split_bounds(image: Path) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+def split_bounds(image: Path) -> tuple[Bounds, Bounds]:
     """(western two thirds, eastern third) of the image, as (left, bottom, right, top)."""
     with open_raster(image) as src:
         left, bottom, right, top = src.bounds
@@ -49,7 +79,7 @@ def split_bounds(image: Path) -> tuple[tuple[float, float, float, float], tuple[
 
 
 def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
-             config: TrainConfig = DEMO_CONFIG, max_minutes: float | None = 6.0) -> dict[str, Any]:
+             config: TrainConfig = DEMO_CONFIG, max_minutes: float | None = 6.0) -> DemoSummary:
     """Run every stage on the sample data into `out_dir`; return the held-out metrics and timings."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -74,17 +104,20 @@ def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
     log.info("3/4 evaluating on the eastern third, unseen in training")
     metrics = evaluate_prediction(out / "prediction.tif", labels, out / "evaluation", bounds=east, overwrite=True)
     log.info("4/4 writing the report")
-    summary = {"building_iou_east": metrics["per_class"]["building"]["iou"], "metrics_east": metrics,
-               "validation": model.metrics, "predicted_polygons": n_polygons, "timings": timings,
-               "model_sha256": model.sha256, "model": str(out / "model.pt"), "train_bounds": west, "test_bounds": east}
-    with atomic_path(out / "summary.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
+    summary = DemoSummary(metrics.per_class["building"]["iou"], metrics, model.metrics, n_polygons, timings,
+                          model.sha256, str(out / "model.pt"), west, east)
+    write_report(out / "summary.json", summary)
     _write_report(out, image, labels, east, summary, dataclasses.asdict(config))
     return summary
 
 
-def _write_report(out: Path, image: Path, labels: Path, east: tuple[float, float, float, float],
-                  summary: dict[str, Any], config: dict[str, Any]) -> None:
+def _score(value: float | None) -> str:
+    """A score to 3 decimals ("n/a" when undefined)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _write_report(out: Path, image: Path, labels: Path, east: Bounds, summary: DemoSummary,
+                  config: dict[str, Any]) -> None:
     with open_raster(image) as src:
         bounds, shape, crs = tuple(src.bounds), (src.height, src.width), src.crs
     osm = list(read_features(labels, crs).geometries)
@@ -94,23 +127,23 @@ def _write_report(out: Path, image: Path, labels: Path, east: tuple[float, float
                    mask_overlay(out / "prediction.tif", {1: "#e41a1c"}, shape), osm, bounds, east)
     save_quicklook(image, out / "polygons.png", "predicted building polygons", outlines=predicted, bounds=bounds)
     curves = sorted(out.glob("model*-curves.png"))
-    east_metrics = summary["metrics_east"]
+    east_metrics = summary.metrics_east
     rows: list[list[object]] = [["class", "IoU", "F1", "precision", "recall", "pixels"]]
     rows += [[name, s["iou"], s["f1"], s["precision"], s["recall"], s["support"]]
-             for name, s in east_metrics["per_class"].items()]
+             for name, s in east_metrics.per_class.items()]
     sections = [
         Section("Held-out result", f"Building IoU on the eastern third (right of the dashed line, never seen in "
-                f"training): {summary['building_iou_east']:.3f}.", table=rows),
+                f"training): {_score(summary.building_iou_east)}.", table=rows),
         Section("Pictures", figures=[(out / "labels.png", "input image and OpenStreetMap labels"),
                                      (out / "prediction.png", "predicted buildings"),
-                                     (out / "polygons.png", f"{summary['predicted_polygons']} vectorized polygons")]),
+                                     (out / "polygons.png", f"{summary.predicted_polygons} vectorized polygons")]),
         Section("Training", ("Loss per epoch" if len(curves) == 1 else f"Loss per epoch of the {len(curves)} "
                 "models whose probabilities are averaged") + ". The whole western two thirds trains; the eastern third "
                 "is kept for the test above and never used to choose anything.",
                 figures=[(c, f"training loss per epoch, {c.stem.removesuffix('-curves')}") for c in curves]
                 + [(out / "evaluation" / "confusion_matrix.png", "confusion matrix, eastern third")]),
-        Section("Provenance", pre=json.dumps({"model_sha256": summary["model_sha256"], "config": config,
-                                              "timings_s": summary["timings"], "image": str(image),
+        Section("Provenance", pre=json.dumps({"model_sha256": summary.model_sha256, "config": config,
+                                              "timings_s": summary.timings, "image": str(image),
                                               "labels": str(labels)}, indent=2)),
     ]
     write_page(out / "index.html", "landsight demo: buildings in Atlanta",

@@ -24,6 +24,10 @@ class CheckpointError(LandsightError, ValueError):
     """A model file is not a landsight model or does not fit the input."""
 
 
+class ReportError(LandsightError, ValueError):
+    """A JSON report is unreadable, of another kind, or of a newer schema than this landsight reads."""
+
+
 class TrainingError(LandsightError, ArithmeticError):
     """Training diverged: a loss or the weights became NaN or infinite."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +29,8 @@ from landsight.labels.vector_formats import is_vector
 from landsight.labels.vectors import class_values, read_features
 from landsight.metrics import confusion_matrix, summarize
 from landsight.outputs import atomic_path, check_output
+from landsight.report.files import write_report as write_report_file
+from landsight.report.schema import ReportHeader, with_header
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,39 @@ Bounds = tuple[float, float, float, float]
 TruthReader = Callable[[Window], np.ndarray]
 """Returns the truth as channel indices (IGNORE_VALUE = unlabelled) for a window of the prediction grid."""
 
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationReport:
+    """metrics.json: the scores of `landsight.metrics.summarize` (per class, their means over the classes present,
+    accuracy, confusion matrix with rows = truth), the inputs, the bounds and pixel window scored."""
+
+    per_class: dict[str, dict[str, Any]]
+    pixels: int
+    mean_iou: float | None
+    mean_f1: float | None
+    mean_precision: float | None
+    mean_recall: float | None
+    mean_mcc: float | None
+    accuracy: float | None
+    confusion_matrix: list[list[int]]
+    classes: list[str]
+    inputs: dict[str, Any]
+    bounds: list[float] | None
+    window: dict[str, int]
+    unpredicted_pixels: int
+    """Labelled pixels without a prediction (nodata), not scored."""
+    header: ReportHeader = dataclasses.field(default_factory=lambda: ReportHeader.new("evaluation"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the header (schema "landsight-evaluation"), then the fields."""
+        data = dataclasses.asdict(self)
+        del data["header"]
+        return with_header(self.header, data)
+
 def evaluate_prediction(pred_path: str | Path, labels_path: str | Path, out_dir: str | Path,
                         class_field: str | None = None, background: bool = True, bounds: Bounds | None = None,
                         overwrite: bool = False, classes: ClassTable | None = None,
-                        block: int = 1024) -> dict[str, Any]:
+                        block: int = 1024) -> EvaluationReport:
     """Compare the class mask `pred_path` with `labels_path`; write metrics.json and confusion_matrix.png.
 
     Args:
@@ -55,7 +86,7 @@ def evaluate_prediction(pred_path: str | Path, labels_path: str | Path, out_dir:
         block: window size in pixels.
 
     Returns:
-        The metrics written to metrics.json (see `landsight.metrics.summarize`) plus inputs, bounds and window.
+        The report written to metrics.json: the metrics of `landsight.metrics.summarize`, inputs, bounds and window.
     """
     check_output(out_dir, overwrite, directory=True)
     with open_raster(pred_path) as src, contextlib.ExitStack() as stack:
@@ -63,8 +94,8 @@ def evaluate_prediction(pred_path: str | Path, labels_path: str | Path, out_dir:
         region = bounds_window(src, bounds) if bounds is not None else Window(0, 0, src.width, src.height)
         truth_of = _truth_reader(labels_path, src, table, class_field, background, stack)
         cm, unpredicted = _accumulate(src, truth_of, table, region, block)
-    report = summarize(cm, table.names)
-    report.update(
+    report = EvaluationReport(
+        **summarize(cm, table.names),
         inputs={"prediction": str(pred_path), "labels": str(labels_path), "class_field": class_field,
                 "background": background},
         bounds=list(bounds) if bounds is not None else None,
@@ -186,11 +217,11 @@ def _raster_truth(lsrc: DatasetReader, src: DatasetReader, table: ClassTable) ->
     return lambda window: to_index(read_window(lsrc, window, [1])[0], lut)
 
 
-def write_report(report: dict[str, Any], cm: np.ndarray, out_dir: str | Path, overwrite: bool = False) -> None:
+def write_report(report: EvaluationReport, cm: np.ndarray, out_dir: str | Path, overwrite: bool = False) -> None:
     """Write `out_dir`/metrics.json and `out_dir`/confusion_matrix.png atomically (the whole directory)."""
     with atomic_path(out_dir, overwrite, directory=True) as tmp:
-        (tmp / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-        plot_confusion(cm, report["classes"], tmp / "confusion_matrix.png")
+        write_report_file(tmp / "metrics.json", report)
+        plot_confusion(cm, report.classes, tmp / "confusion_matrix.png")
     log.info("wrote %s", out_dir)
 
 

@@ -22,6 +22,7 @@ from landsight.compare import MatchParams, TileGrid, compare_prediction, qod, ti
 from landsight.errors import ConfigError
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import classes_tag
+from landsight.report.schema import read_report
 
 SAMPLE = Path(__file__).parent.parent / "landsight" / "sample_data"
 DROPPED, SHIFTED, FAKE = 102924, 102919, -1
@@ -107,8 +108,8 @@ def test_tile_scores_match_hand_counts(scene, tmp_path, kind):
     assert tiles["0/0"]["qod"] == pytest.approx(71.7005321719946769, abs=1e-4)
     assert tiles["1/0"]["qod"] == pytest.approx(56.9830974999779056, abs=1e-4)
     assert tiles["0/1"]["qod"] == tiles["1/1"]["qod"] == 100.0
-    assert [t["id"] for t in summary["tiles"]["worst"]] == ["1/0", "0/0"]
-    assert summary["pixels"]["per_class"]["building"]["iou"] == pytest.approx(192 / (192 + 64 + 128))
+    assert [t["id"] for t in summary.tiles["worst"]] == ["1/0", "0/0"]
+    assert summary.pixels["per_class"]["building"]["iou"] == pytest.approx(192 / (192 + 64 + 128))
     shifted = json.loads((tmp_path / "report" / "layers" / "shifted.geojson").read_text())["features"]
     assert [f["properties"]["osm_id"] for f in shifted] == [1]
     assert shifted[0]["properties"]["offset_m"] == pytest.approx(4.0, abs=0.05)
@@ -122,7 +123,7 @@ def test_xyz_tiles_cover_the_raster(scene, tmp_path):
     tiles = _tiles(tmp_path / "report")
     assert all(t["z"] == 21 and t["id"] == f"21/{t['x']}/{t['y']}" for t in tiles.values())
     assert sum(t["pixels"] for t in tiles.values()) == 64 * 64
-    assert summary["pixels"]["pixels"] == 64 * 64
+    assert summary.pixels["pixels"] == 64 * 64
 
 
 def test_polygons_without_image_and_unknown_class_raise(scene, tmp_path):
@@ -172,7 +173,7 @@ def planted(tmp_path_factory) -> dict:
     layers = {name: json.loads((report / "layers" / f"{name}.geojson").read_text())["features"]
               for name in ("confirmed", "shifted", "unsupported", "missing", "tiles")}
     return {"tmp": tmp, "report": report, "originals": originals, "layers": layers, "output": result.output,
-            "summary": json.loads((report / "summary.json").read_text())}
+            "summary": read_report(report / "summary.json", "compare")}
 
 
 def _in_utm(feature: dict) -> shapely.Geometry:
@@ -256,7 +257,7 @@ def test_class_by_value_and_metric_crs(scene, tmp_path):
 
     summary = compare_prediction(scene["pred"], scene["labels"], tmp_path / "r", class_name="1",
                                  grid=TileGrid("regular", size=64))
-    assert summary["class"] == "building" and summary["tiles"]["count"] == 1
+    assert summary.class_name == "building" and summary.tiles["count"] == 1
     assert metric_crs(CRS.from_epsg(32616), (0, 0, 1, 1)) == CRS.from_epsg(32616)
     assert metric_crs(CRS.from_epsg(4326), (-84.3, 33.6, -84.2, 33.7)) == CRS.from_epsg(32616)
     assert metric_crs(CRS.from_epsg(4326), (18.4, -33.95, 18.5, -33.9)) == CRS.from_epsg(32734)

@@ -16,6 +16,7 @@ from landsight.dataset_check import check_dataset
 from landsight.imagery.windows import blocked_split, count_train_positions, train_positions
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
+from landsight.report.schema import read_report
 
 
 def test_atlanta_report(invoke, tmp_path, atlanta_image, atlanta_labels):
@@ -23,7 +24,7 @@ def test_atlanta_report(invoke, tmp_path, atlanta_image, atlanta_labels):
     result = invoke("dataset", "check", atlanta_image, atlanta_labels, "--class-name", "building", "--json", out)
     assert result.exit_code == 0, result.output
     assert "EPSG:32616" in result.output and "class building" in result.output
-    report = json.loads(out.read_text())
+    report = read_report(out, "dataset-check")
     table = ClassTable.from_names(["building"], background=True)
     counts = rasterize_labels(atlanta_image, atlanta_labels, tmp_path / "mask.tif", table)
     assert report["class_pixels"] == {"background": counts["background"], "building": counts["building"]}
@@ -48,7 +49,7 @@ def test_nc_landcover_report(invoke, tmp_path, nc_image, nc_labels):
     result = invoke("dataset", "check", nc_image, nc_labels, "--class-field", "label", "--ignore-unlabelled",
                     "--chip-size", 128, "--json", out)
     assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
+    report = read_report(out, "dataset-check")
     assert len(report["class_pixels"]) == 7 and min(report["class_pixels"].values()) > 0
     assert sum(report["class_pixels"].values()) + report["ignored_pixels"] == 489 * 443
     assert report["labels_crs"] == "EPSG:3358"  # the file's own CRS, not the image's
@@ -148,7 +149,7 @@ def test_huge_sparse_raster(tmp_path, atlanta_image, atlanta_labels):
     assert time.monotonic() - started < 120
     assert int(result.stderr.split("peak_rss_kb")[1].split()[0]) < 600_000, result.stderr
     assert "100,000 x 100,000 px (10,000.0 Mpx), 9,604 window(s)" in " ".join((result.stdout + result.stderr).split())
-    report = json.loads(out.read_text())
+    report = read_report(out, "dataset-check")
     small = check_dataset(atlanta_image, atlanta_labels, ClassTable.from_names(["building"], background=True))
     building = small.class_pixels["building"]
     assert report["class_pixels"] == {"background": 100_000 ** 2 - building, "building": building}

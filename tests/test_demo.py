@@ -15,15 +15,18 @@ def test_demo_runs_every_stage_and_writes_the_page(tmp_path, atlanta_image):
                         ensemble=2)
     summary = run_demo(out, config=quick, device="cpu")
     west, east = split_bounds(atlanta_image)
-    assert west[2] == east[0] and summary["test_bounds"] == east
-    assert summary["metrics_east"]["window"]["width"] == 200  # the eastern third, 200 of 600 px
+    assert west[2] == east[0] and summary.test_bounds == east
+    assert summary.metrics_east.window["width"] == 200  # the eastern third, 200 of 600 px
     for name in ("model.pt", "prediction.tif", "buildings-predicted.geojson", "evaluation/metrics.json",
                  "evaluation/confusion_matrix.png", "labels.png", "prediction.png", "polygons.png",
                  "model-member0-curves.png", "model-member1-curves.png", "summary.json"):
         assert (out / name).stat().st_size > 0, name
     page = (out / "index.html").read_text()
     assert "Held-out result" in page and page.count("data:image/png;base64,") == 6
-    assert json.loads((out / "summary.json").read_text())["model_sha256"] == summary["model_sha256"]
+    written = json.loads((out / "summary.json").read_text())
+    assert written["model_sha256"] == summary.model_sha256 and written == summary.to_dict()
+    assert (written["schema"], written["schema_version"]) == ("landsight-demo", 1)
+    assert written["metrics_east"]["schema"] == "landsight-evaluation"
     with pytest.raises(OutputExistsError):
         run_demo(out, config=quick, device="cpu")
 

@@ -10,6 +10,7 @@ import rasterio
 from landsight.evaluate import evaluate_prediction
 from landsight.labels.classes import ClassTable
 from landsight.labels.rasterize import rasterize_labels
+from landsight.report.schema import read_report
 
 NC_CLASSES = ["agriculture", "developed", "forest", "herbaceous", "sediment", "shrubland", "water"]
 
@@ -17,7 +18,8 @@ NC_CLASSES = ["agriculture", "developed", "forest", "herbaceous", "sediment", "s
 
 
 def _metrics(report_dir):
-    return json.loads((report_dir / "metrics.json").read_text())
+    """metrics.json, read through the checked reader (its header says landsight-evaluation, schema 1)."""
+    return read_report(report_dir / "metrics.json", "evaluation")
 
 
 def test_same_labels_score_one(invoke, tmp_path, atlanta_mask, atlanta_labels):
@@ -47,12 +49,12 @@ def test_erased_buildings_give_hand_computed_iou(tmp_path, atlanta_image, atlant
         assert not ((p.read(1) == 1) & (f.read(1) == 0)).any()  # predicted buildings are a subset of the truth
     for labels in (atlanta_labels, tmp_path / "full.tif"):  # vector labels, or an aligned mask
         report = evaluate_prediction(tmp_path / "pred.tif", labels, tmp_path / f"report-{labels.suffix[1:]}")
-        building, background = report["per_class"]["building"], report["per_class"]["background"]
+        building, background = report.per_class["building"], report.per_class["background"]
         assert building["iou"] == pytest.approx(kept["building"] / full["building"], abs=1e-6)
         assert building["recall"] == pytest.approx(kept["building"] / full["building"], abs=1e-6)
         assert building["precision"] == 1.0
         assert background["iou"] == pytest.approx(full["background"] / kept["background"], abs=1e-6)
-        assert report["confusion_matrix"] == [[full["background"], 0],
+        assert report.confusion_matrix == [[full["background"], 0],
                                               [full["building"] - kept["building"], kept["building"]]]
     assert 0.3 < kept["building"] / full["building"] < 0.7
 
@@ -148,6 +150,6 @@ def test_prediction_nodata_is_not_scored(tmp_path, atlanta_mask, atlanta_labels)
         data[:100] = 255  # no prediction in the top 100 rows
         dst.write(data, 1)
     report = evaluate_prediction(atlanta_mask, atlanta_labels, tmp_path / "r", block=256)
-    assert report["unpredicted_pixels"] == 100 * 600
-    assert report["pixels"] == 800 * 600
-    assert report["per_class"]["building"]["iou"] == 1.0
+    assert report.unpredicted_pixels == 100 * 600
+    assert report.pixels == 800 * 600
+    assert report.per_class["building"]["iou"] == 1.0

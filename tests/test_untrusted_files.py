@@ -22,7 +22,7 @@ from landsight.errors import CheckpointError
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
 from landsight.learn.checkpoint import read_resume_state
-from landsight.models.model_file import ModelFile, load_model_file
+from landsight.models.model_file import FORMAT_VERSION, ModelFile, load_model_file
 from landsight.outputs import write_marker
 from tests.conftest import DATA, SAMPLE
 
@@ -140,6 +140,28 @@ def test_model_files_with_the_marker_but_broken_fields_are_refused_by_name(tmp_p
         load_model_file(path)
     result = _run("info", path)
     _refused(result, "half.pt", field)
+
+
+def test_a_newer_model_format_is_refused_naming_both_versions(tmp_path):
+    path = tmp_path / "future.pt"
+    torch.save({**_model_payload(), "format_version": FORMAT_VERSION + 1, "landsight_version": "99.0"}, path)
+    with pytest.raises(CheckpointError, match=rf"format version {FORMAT_VERSION + 1}.*99\.0.*up to {FORMAT_VERSION}"):
+        load_model_file(path)
+    result = _run("info", path)
+    assert result.exit_code == 2 and "upgrade landsight" in result.output
+
+
+@pytest.mark.parametrize("version", [0, None])
+def test_older_model_formats_load(tmp_path, version):
+    """A file of an older format (0, or no format_version: the first files) still loads."""
+    payload = _model_payload()
+    if version is None:
+        del payload["format_version"]
+    else:
+        payload["format_version"] = version
+    path = tmp_path / "old.pt"
+    torch.save(payload, path)
+    assert load_model_file(path).chip_size == 64
 
 
 def test_an_intact_payload_loads(tmp_path):

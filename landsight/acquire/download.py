@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,9 @@ from landsight.acquire.errors import SourceError
 from landsight.acquire.fetch import Fault, RateLimiter, RetryPolicy, get_image
 from landsight.acquire.sources import Source, redact
 from landsight.acquire.tilefiles import save_tile, tile_path
-from landsight.outputs import atomic_path, output_folder
+from landsight.outputs import output_folder
+from landsight.report.files import write_report as write_report_file
+from landsight.report.schema import ReportHeader, with_header
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +148,46 @@ class _Fetcher:
         self.progress(1)
 
 
+@dataclasses.dataclass(frozen=True)
+class DownloadReport:
+    """`download-report.json`: what a run fetched, skipped and failed, and how it was paced."""
+
+    source: str
+    format: str
+    requested: int
+    skipped_complete: int
+    downloaded: int
+    failed_count: int
+    requests: int
+    elapsed_s: float
+    request_rate: float | None
+    rate_limit: float | None
+    concurrency: int
+    attempts_max: int
+    failed: list[dict[str, Any]]
+    faults: list[dict[str, Any]]
+    header: ReportHeader = dataclasses.field(default_factory=lambda: ReportHeader.new("download"))
+
+    @classmethod
+    def of(cls, result: DownloadResult, source: Source, settings: DownloadSettings) -> DownloadReport:
+        """The report of a finished run (failures by tile, faults by tile and attempt)."""
+        return cls(
+            source=source.describe(), format=settings.fmt, requested=result.requested,
+            skipped_complete=result.skipped, downloaded=result.downloaded, failed_count=len(result.failed),
+            requests=result.requests, elapsed_s=round(result.elapsed_s, 3),
+            request_rate=round(result.requests / result.elapsed_s, 3) if result.elapsed_s else None,
+            rate_limit=settings.rate, concurrency=settings.concurrency, attempts_max=settings.policy.attempts,
+            failed=sorted(result.failed, key=lambda r: r["tile"]),
+            faults=sorted(result.faults, key=lambda r: (r["tile"], r["attempt"])),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: the header (schema "landsight-download"), then the fields."""
+        data = dataclasses.asdict(self)
+        del data["header"]
+        return with_header(self.header, data)
+
+
 def write_report(result: DownloadResult, source: Source, settings: DownloadSettings) -> None:
     """Write the run's JSON report into its folder (replacing the previous run's)."""
-    report = {
-        "source": source.describe(), "format": settings.fmt, "requested": result.requested,
-        "skipped_complete": result.skipped, "downloaded": result.downloaded, "failed_count": len(result.failed),
-        "requests": result.requests, "elapsed_s": round(result.elapsed_s, 3),
-        "request_rate": round(result.requests / result.elapsed_s, 3) if result.elapsed_s else None,
-        "rate_limit": settings.rate, "concurrency": settings.concurrency, "attempts_max": settings.policy.attempts,
-        "failed": sorted(result.failed, key=lambda r: r["tile"]),
-        "faults": sorted(result.faults, key=lambda r: (r["tile"], r["attempt"])),
-    }
-    with atomic_path(result.report_path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(report, indent=1) + "\n")
+    write_report_file(result.report_path, DownloadReport.of(result, source, settings))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from landsight.classify.report import ReportPaths, write_figures, write_html, write_json
-from landsight.errors import CheckpointError
+from landsight.errors import CheckpointError, ReportError
 from landsight.models.model_file import load_model_file
+from landsight.report.schema import read_report
 
 
 def report_from_model(model: str | Path) -> dict[str, Any]:
@@ -37,8 +37,7 @@ def reopen_report(model: str | Path) -> tuple[dict[str, Any], Path]:
     if paths.json.exists():
         report = _read_report(paths.json)
     else:
-        report = report_from_model(model)
-        write_json(report, paths.json)
+        report = write_json(report_from_model(model), paths.json)
     if not paths.html.exists() or not paths.confusion.exists() or not paths.pr.exists():
         write_figures(report, paths)
         write_html(report, paths)
@@ -46,13 +45,12 @@ def reopen_report(model: str | Path) -> tuple[dict[str, Any], Path]:
 
 
 def _read_report(path: Path) -> dict[str, Any]:
-    """A report JSON written by `classify train`; a damaged one raises CheckpointError."""
+    """A report JSON written by `classify train`; a damaged, old, foreign or newer one raises ReportError."""
     try:
-        report = json.loads(path.read_text())
-    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise CheckpointError(f"cannot read the report {path} ({type(exc).__name__}: {exc}); delete it to rebuild it "
-                              "from the model file") from exc
-    if not isinstance(report, dict) or not isinstance(report.get("test"), dict):
-        raise CheckpointError(f"{path} is not a classifier report (no test evaluation); delete it to rebuild it from "
-                              "the model file")
+        report = read_report(path, "classifier")
+    except ReportError as exc:
+        raise ReportError(f"{exc}, or delete it to rebuild it from the model file") from exc
+    if not isinstance(report.get("test"), dict):
+        raise ReportError(f"{path} is not a classifier report (no test evaluation); delete it to rebuild it from "
+                          "the model file")
     return report

@@ -16,7 +16,9 @@ import numpy as np
 
 from landsight.imagery.bands import BandSpec
 from landsight.outputs import atomic_path, check_output
+from landsight.report.files import write_json as write_json_file
 from landsight.report.html import Section, write_page
+from landsight.report.schema import HEADER_KEYS, ReportHeader, with_header
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,10 +144,13 @@ def plot_gallery(chips: Sequence[np.ndarray], captions: Sequence[str], bands: Ba
     _save(fig, path)
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
-    """The report as indented JSON (replaces an older one)."""
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(report, indent=1, default=str))
+def write_json(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Write the report as JSON under a new "landsight-classifier" header (replacing an older file and any header
+    `report` carries; values JSON lacks become strings); returns what was written."""
+    body = {k: v for k, v in report.items() if k not in HEADER_KEYS}
+    data = with_header(ReportHeader.new("classifier"), json.loads(json.dumps(body, default=str)))
+    write_json_file(path, data)
+    return data
 
 
 def _fmt(value: Any) -> str:

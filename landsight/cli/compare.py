@@ -50,9 +50,9 @@ def compare(pred: str, labels: str, output: str, class_name: str | None, image: 
     tile_grid = TileGrid(cast(Literal["xyz", "regular"], grid), zoom, tile_size)
     summary = compare_prediction(pred, labels, output, class_name, image, tile_grid, qod_threshold, match, threshold,
                                  overwrite=overwrite, crs=crs)
-    for status, entry in summary["features"].items():
+    for status, entry in summary.features.items():
         click.echo(f"{status:>12}: {entry['count']:>6} features, {entry['area_m2']:>12.1f} m²")
-    tiles = summary["tiles"]
+    tiles = summary.tiles
     click.echo(f"{'tiles':>12}: {tiles['count']:>6}, mean QoD {tiles['mean_qod']}, "
                f"{tiles['below_threshold']} below {qod_threshold}")
     click.echo(f"wrote {output}/ (open {output}/review.html)")

@@ -19,6 +19,7 @@ def demo(output: str, max_minutes: float, device: str, overwrite: bool) -> None:
     from landsight.demo import run_demo
 
     summary = run_demo(output, overwrite, device, max_minutes=max_minutes)
-    click.echo(f"building IoU on the held-out eastern third: {summary['building_iou_east']:.3f}")
-    click.echo(f"{summary['predicted_polygons']} building polygons; timings {summary['timings']}")
+    iou = "n/a" if summary.building_iou_east is None else f"{summary.building_iou_east:.3f}"
+    click.echo(f"building IoU on the held-out eastern third: {iou}")
+    click.echo(f"{summary.predicted_polygons} building polygons; timings {summary.timings}")
     click.echo(f"open {output}/index.html")

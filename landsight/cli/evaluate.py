@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from rich.console import Console
 from rich.table import Table
 
 from landsight.cli import options
 from landsight.config import DatasetConfig, load_dataset_config
-from landsight.evaluate import evaluate_prediction
+from landsight.evaluate import EvaluationReport, evaluate_prediction
 
 
 @click.command()
@@ -34,15 +32,15 @@ def evaluate(prediction: str, labels: str, output: str, class_field: str | None,
     click.echo(f"wrote {output}")
 
 
-def scores_table(report: dict[str, Any]) -> Table:
+def scores_table(report: EvaluationReport) -> Table:
     """Per-class IoU, F1, precision, recall and support as a rich table, with the means as the last row."""
-    table = Table(title=f"{report['pixels']:,} pixels scored, accuracy {_fmt(report['accuracy'])}")
+    table = Table(title=f"{report.pixels:,} pixels scored, accuracy {_fmt(report.accuracy)}")
     for column in ("class", "IoU", "F1", "precision", "recall", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
-    for name, scores in report["per_class"].items():
+    for name, scores in report.per_class.items():
         table.add_row(name, *(_fmt(scores[k]) for k in ("iou", "f1", "precision", "recall")),
                       f"{scores['support']:,}")
-    table.add_row("mean", *(_fmt(report[f"mean_{k}"]) for k in ("iou", "f1", "precision", "recall")), "",
+    table.add_row("mean", *(_fmt(getattr(report, f"mean_{k}")) for k in ("iou", "f1", "precision", "recall")), "",
                   style="bold")
     return table
 

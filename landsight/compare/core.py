@@ -63,7 +63,7 @@ def match_in_metres(src: DatasetReader, pred: np.ndarray, labels: np.ndarray, fe
 def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path, class_name: str | None = None,
                        image: str | Path | None = None, grid: TileGrid | None = None, qod_threshold: float = 80.0,
                        match: MatchParams | None = None, threshold: float = 0.5, block: int = 1024,
-                       overwrite: bool = False, crs: CrsRequest = None) -> dict[str, Any]:
+                       overwrite: bool = False, crs: CrsRequest = None) -> report.CompareSummary:
     """Compare a prediction (class/probability raster, or polygons with `image` as grid) with open-data `labels`.
 
     Writes `out_dir` atomically: summary.json, report.html, review.html (+ assets/, overlays/) and layers/*.geojson
@@ -100,15 +100,15 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
     layers["prediction"] = Features(polygons, [{"pred_id": i} for i in range(len(polygons))], crs_in)
     layers["tiles"] = Features(np.asarray(tile_geoms, dtype=object), tiles, WGS84)
     sources = report.Sources(pred=Path(pred), prediction=prediction, image=Path(image) if image else None)
-    report.write_compare_report(out_dir, summary, layers, sources, overwrite, keep_request(crs, crs_in))
+    summary = report.write_compare_report(out_dir, summary, layers, sources, overwrite, keep_request(crs, crs_in))
     log.info("compared %s with %s: %s", pred, labels,
-             ", ".join(f"{s} {summary['features'][s]['count']}" for s in STATUSES))
+             ", ".join(f"{s} {summary.features[s]['count']}" for s in STATUSES))
     return summary
 
 
 def _summary(pred: str | Path, labels: str | Path, image: str | Path | None, prediction: Prediction,
              counter: TileCounter, tiles: list[dict[str, Any]], matches: dict[Status, Matched], grid: TileGrid,
-             qod_threshold: float, match: MatchParams, facts: dict[str, Any]) -> dict[str, Any]:
+             qod_threshold: float, match: MatchParams, facts: dict[str, Any]) -> report.CompareSummary:
     """The JSON summary: provenance, pixel metrics, tile statistics, worst tiles and feature counts."""
     inputs = {"prediction": describe_input(pred, **({} if is_vector(pred) else facts)),
               "open_data": describe_input(labels)}
@@ -122,13 +122,13 @@ def _summary(pred: str | Path, labels: str | Path, image: str | Path | None, pre
               **{k: v for k, v in vars(match).items()}}
     with_fg = [t["iou"] for t in tiles if t["fg_pred"] or t["fg_label"]]
     worst = worst_tiles(tiles, qod_threshold)
-    return {
-        "provenance": provenance(inputs, params, model),
-        "class": prediction.class_name,
-        "pixels": summarize(counter.confusion(), ["background", prediction.class_name]),
-        "tiles": {"count": len(tiles), "with_foreground": len(with_fg),
-                  "mean_iou": round(float(np.mean(with_fg)), 4) if with_fg else None,
-                  "mean_qod": round(float(np.mean([t["qod"] for t in tiles])), 4) if tiles else None,
-                  "qod_threshold": qod_threshold, "below_threshold": len(worst), "worst": worst},
-        "features": summarize_matches(matches),
-    }
+    return report.CompareSummary(
+        provenance=provenance(inputs, params, model),
+        class_name=prediction.class_name,
+        pixels=summarize(counter.confusion(), ["background", prediction.class_name]),
+        tiles={"count": len(tiles), "with_foreground": len(with_fg),
+               "mean_iou": round(float(np.mean(with_fg)), 4) if with_fg else None,
+               "mean_qod": round(float(np.mean([t["qod"] for t in tiles])), 4) if tiles else None,
+               "qod_threshold": qod_threshold, "below_threshold": len(worst), "worst": worst},
+        features=summarize_matches(matches),
+    )

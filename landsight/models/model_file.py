@@ -119,8 +119,9 @@ def load_model_file(path: str | Path, task: str | None = "segmentation") -> Mode
         raise CheckpointError(f"{path} is not a landsight model file (no '{FORMAT}' marker); {_TRAIN_HINT}")
     _check_fields(path, payload)
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer landsight ({payload.get('landsight_version')}); "
-                              "upgrade landsight")
+        raise CheckpointError(f"{path} has model format version {payload['format_version']}, written by landsight "
+                              f"{payload.get('landsight_version', 'unknown')}; this landsight ({__version__}) reads "
+                              f"format versions up to {FORMAT_VERSION}: upgrade landsight")
     if task is not None and payload["task"] != task:
         raise CheckpointError(f"{path} is a {payload['task']} model; this command needs a {task} model")
     model = ModelFile(

@@ -17,6 +17,7 @@ pytest.importorskip("tenacity")
 from landsight.acquire.cover import cell_bounds, cell_id
 from landsight.acquire.coverfile import read_cover
 from landsight.acquire.sources import XyzSource
+from landsight.report.schema import read_report
 from tests.acquire.conftest import untrained_model
 from tests.servers import running
 
@@ -75,7 +76,7 @@ def test_download_under_faults_reports_each_then_resumes_byte_identical(invoke, 
     first = invoke(*args)
     first_s = time.monotonic() - started
     assert first.exit_code == 1, first.output
-    report = json.loads((out / "download-report.json").read_text())
+    report = read_report(out / "download-report.json", "download")
     assert "SECRET123" not in json.dumps(report) and "api_key=***" in report["failed"][0]["url"]
     assert {f["tile"]: f["kind"] for f in report["failed"]} == expected_failed
     exhausted = {cell_id(cells[100 + 7 * i]) for i in range(len(EXHAUSTED))}

@@ -8,6 +8,7 @@ import numpy as np
 import rasterio
 
 from landsight.models.model_file import load_model_file
+from landsight.report.schema import HEADER_KEYS, read_report
 from tests.classify.conftest import BIGEARTHNET, L8, run
 
 
@@ -21,7 +22,7 @@ def test_training_on_class_folders_writes_model_split_and_report(folder_model):
     for suffix in ("report.html", "report.json", "confusion.png", "pr.png", "errors.png", "candidates.png",
                    "split.json", "history.csv"):
         assert stem.with_name(f"{stem.name}-{suffix}").stat().st_size > 100, suffix
-    report = json.loads(stem.with_name(f"{stem.name}-report.json").read_text())
+    report = read_report(stem.with_name(f"{stem.name}-report.json"), "classifier")
     assert report["split"]["blocked"]  # GeoTIFF chips carry their georeference
     assert sum(report["split"]["sizes"].values()) == report["data"]["chips"] - report["split"]["dropped_overlapping"]
     assert report["candidates"][0]["backbone"] == "resnet18" and report["chosen"]["epochs"] <= 2
@@ -48,6 +49,23 @@ def test_report_reopens_and_rebuilds_from_the_model_file(folder_model, tmp_path)
     assert result.exit_code == 0 and json.loads(result.output)["chosen"]["backbone"] == "resnet18"
     assert (tmp_path / "copy-report.html").exists() and (tmp_path / "copy-confusion.png").exists()
     assert "Test macro F1" in (tmp_path / "copy-report.html").read_text()  # the baseline travels in the model
+
+
+def test_report_refuses_an_old_foreign_or_newer_report_json(folder_model, tmp_path):
+    """`classify report` reads MODEL-report.json through read_report: exit 2 naming the file and the fix."""
+    model = tmp_path / "m.pt"
+    shutil.copy(folder_model, model)
+    written = read_report(folder_model.with_name(f"{folder_model.stem}-report.json"), "classifier")
+    body = {k: v for k, v in written.items() if k not in HEADER_KEYS}
+    cases = {"old": (body, "no landsight report header"),
+             "foreign": ({**written, "schema": "landsight-compare"}, "'landsight-compare' report"),
+             "newer": ({**written, "schema_version": 99}, "schema_version 99")}
+    for data, expected in cases.values():
+        (tmp_path / "m-report.json").write_text(json.dumps(data))
+        result = run("classify", "report", model)
+        assert result.exit_code == 2, result.output
+        assert "m-report.json" in result.output and expected in result.output
+        assert "delete it to rebuild it from the model file" in result.output
 
 
 def test_predict_chips_to_csv_and_geojson(folder_model, chip_dir, tmp_path):
