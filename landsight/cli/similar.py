@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.imagery.bands import parse_band_indexes
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def similar() -> None:
     """Similarity search over chips (cosine similarity of a classifier's embeddings)."""
 

@@ -180,7 +180,7 @@ def _run(trainer: pl.Trainer, module: TaskModule, ckpt_path: str | None) -> None
 
 def _result(policy: EpochPolicy, settings: FitSettings) -> FitResult:
     if policy.best_state is None:
-        raise CheckpointError(f"{settings.resume_path} holds no trained epoch; pass --restart")
+        raise CheckpointError(f"{settings.resume_path} holds no trained epoch; pass `restart=True`")
     bad = nonfinite_tensors(policy.best_state)
     if bad:
         raise TrainingError(f"the weights of epoch {policy.best_epoch} hold NaN or Inf (e.g. {bad[0]}): training "

@@ -23,7 +23,7 @@ from landsight.metrics import summarize
 from landsight.train.losses import create_loss
 from landsight.train.prepare import TrainingData
 
-DIVERGED_FIX = "lower --lr (or fix the input) and rerun with --restart"
+DIVERGED_FIX = "lower `lr` (or fix the input) and rerun with `restart=True`"
 
 
 def run_key(config: TrainConfig, data: TrainingData) -> str:
