@@ -21,7 +21,7 @@ def query_index(index_path: str | Path, image: str | Path, k: int = 10, model: s
     index = SimilarityIndex.load(index_path)
     model_path = Path(model or index.model.get("path", ""))
     if not model_path.is_file():
-        raise ConfigError(f"the model that built {index_path} ({model_path}) is not there; pass the model file as `model`")
+        raise ConfigError(f"the model that built {index_path} ({model_path}) is not there; pass its file as `model`")
     classifier = Classifier.load(model_path, device)
     if classifier.model_file.sha256 != index.model.get("sha256"):
         raise CheckpointError(f"{model_path} is not the model that built {index_path} (sha256 differs); pass the "
