@@ -150,7 +150,7 @@ def _class_reader(before: Any, after: Any, params: ChangeParams) -> WindowFn:
 def _image_reader(before: Any, after: Any, params: ChangeParams) -> WindowFn:
     spec_b, spec_a = band_spec_for(before, params.bands), band_spec_for(after, params.bands)
     if spec_b.count != spec_a.count:
-        raise RasterError(f"{before.name} gives {spec_b.count} band(s) but {after.name} {spec_a.count}; pass --bands "
+        raise RasterError(f"{before.name} gives {spec_b.count} band(s) but {after.name} {spec_a.count}; pass `bands` "
                           "to pick the same bands of both dates")
     norms = [_normalization(src, spec.indexes, params.block) for src, spec in ((before, spec_b), (after, spec_a))]
 
@@ -204,10 +204,10 @@ def resolve_mode(mode: Mode, before: DatasetReader, after: DatasetReader) -> Lit
     if mode == "auto" and classes[0] != classes[1]:
         kinds = ["a class raster" if c else "an image" for c in classes]
         raise ConfigError(f"BEFORE {before.name} is {kinds[0]} but AFTER {after.name} is {kinds[1]}; pass two images "
-                          "(with --model to classify them) or two predictions")
+                          "(with `model` to classify them) or two predictions")
     integer = [src.count == 1 and np.dtype(src.dtypes[0]).kind in "iu" for src in (before, after)]
     if mode == "classes" and not all(integer):
-        raise ConfigError("--mode classes needs two 1-band integer class rasters; use --mode image for images")
+        raise ConfigError("`mode` classes needs two 1-band integer class rasters; use `mode` image for images")
     if mode == "auto":
         return "classes" if classes[0] else "image"
     return mode
@@ -219,7 +219,7 @@ def predict_both(model: str | Path, images: tuple[str | Path, str | Path], folde
     try:
         from landsight.predict import predict_raster
     except ImportError as exc:
-        raise MissingExtraError(f"change --model needs the prediction stack ({exc}); install it with "
+        raise MissingExtraError(f"change detection with `model` needs the prediction stack ({exc}); install it with "
                                 "pip install 'landsight[ml]'") from exc
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / "before.tif", folder / "after.tif")

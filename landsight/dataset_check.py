@@ -89,8 +89,8 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
         ConfigError: `chip_size` does not fit the image.
     """
     if background and 0 not in table.values:
-        raise LabelError(f"--background needs a class with value 0 in the class table {table.names}; add one named "
-                         "'background' or pass --ignore-unlabelled")
+        raise LabelError(f"`background=True` needs a class with value 0 in the class table {table.names}; add one "
+                         "named 'background' or pass `background=False`")
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(image) as src:
         split = blocked_split(src.width, src.height, chip_size, val_fraction)
         features = read_features(labels, src.crs)
@@ -163,8 +163,8 @@ def dataset_warnings(report: DatasetReport) -> list[str]:
     if report.nodata_fraction > MAX_NODATA:
         found.append(f"{100 * report.nodata_fraction:.1f} % of the image is nodata; crop it to the valid area")
     if report.val_chips == 0:
-        found.append(f"no validation chip fits at --chip-size {report.chip_size} (image {report.image_size[0]}x"
-                     f"{report.image_size[1]} px); use a smaller chip size or --val-fraction 0 knowingly")
+        found.append(f"no validation chip fits at `chip_size` {report.chip_size} (image {report.image_size[0]}x"
+                     f"{report.image_size[1]} px); use a smaller chip size or `val_fraction` 0 knowingly")
     return found
 
 

@@ -83,7 +83,7 @@ def run_demo(out_dir: str | Path, overwrite: bool = False, device: str = "auto",
     """Run every stage on the sample data into `out_dir`; return the held-out metrics and timings."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{out} exists and is not empty; pass --overwrite or choose another -o")
+        raise OutputExistsError(f"{out} exists and is not empty; pass `overwrite=True` or choose another output folder")
     output_folder(out)
     image, labels = sample_paths()
     west, east = split_bounds(image)

@@ -1,4 +1,11 @@
-"""One exception hierarchy. Messages name the offending value and the fix; the CLI exits 2 on any of them."""
+"""One exception hierarchy. Messages name the offending value and the fix; the CLI exits 2 on any of them.
+
+A message names a setting by its Python parameter name in backticks, never by a CLI flag: "pass `bands` with 3 band
+numbers of this image in the model's order", "`chip_size` 512 is larger than the image"; an on/off setting as
+"pass `restart=True`" (or `background=False`). The CLI writes each backticked name that is an option of the command
+that ran as its flag ("--bands", "--restart", "--ignore-unlabelled"; see landsight.cli.advice); other names stay. A
+backticked command line (`landsight cover --zoom Z`) names a command and may carry its flags.
+"""
 
 import importlib
 import types
@@ -33,7 +40,7 @@ class TrainingError(LandsightError, ArithmeticError):
 
 
 class OutputExistsError(LandsightError, FileExistsError):
-    """An output exists and --overwrite was not given."""
+    """An output exists and replacing it was not asked for (`overwrite`)."""
 
 
 class OutputError(LandsightError, OSError):

@@ -114,7 +114,7 @@ def prediction_classes(src: DatasetReader, fallback: ClassTable | None = None) -
                           "band of integer class values) as `landsight predict` writes")
     table = table_from_tags(src.tags(), src.name) or fallback
     if table is None:
-        raise RasterError(f"{src.name} has no 'classes' tag; pass --config with a dataset config that lists the "
+        raise RasterError(f"{src.name} has no 'classes' tag; pass a dataset config (`config_path`) that lists the "
                           "classes, or evaluate a mask written by landsight predict/rasterize")
     return table
 
@@ -123,13 +123,13 @@ def bounds_window(src: DatasetReader, bounds: Bounds) -> Window:
     """The pixel window of `src` inside `bounds` (edges rounded to the nearest pixel edge, clipped to the raster)."""
     left, bottom, right, top = bounds
     if left >= right or bottom >= top:
-        raise ConfigError(f"--bounds {list(bounds)} must be LEFT BOTTOM RIGHT TOP with left < right, bottom < top")
+        raise ConfigError(f"`bounds` {list(bounds)} must be LEFT BOTTOM RIGHT TOP with left < right, bottom < top")
     window = rio_windows.from_bounds(left, bottom, right, top, transform=src.transform)
     col0, row0 = max(0, round(window.col_off)), max(0, round(window.row_off))
     col1 = min(src.width, round(window.col_off + window.width))
     row1 = min(src.height, round(window.row_off + window.height))
     if col1 <= col0 or row1 <= row0:
-        raise ConfigError(f"--bounds {list(bounds)} do not overlap {src.name} (bounds {list(src.bounds)} in "
+        raise ConfigError(f"`bounds` {list(bounds)} do not overlap {src.name} (bounds {list(src.bounds)} in "
                           f"{src.crs}); give bounds in the prediction's CRS")
     return Window(col0, row0, col1 - col0, row1 - row0)
 
@@ -182,8 +182,8 @@ def _vector_truth(labels: str | Path, src: DatasetReader, table: ClassTable, fie
                   background: bool) -> TruthReader:
     """Burn vector labels onto each window of the prediction grid (class names must be in `table`)."""
     if background and 0 not in table.values:
-        raise LabelError(f"--background needs a class with value 0 in the prediction's classes {table.names}; "
-                         "pass --ignore-unlabelled for sparse labels")
+        raise LabelError(f"`background=True` needs a class with value 0 in the prediction's classes {table.names}; "
+                         "pass `background=False` for sparse labels")
     features = read_features(labels, src.crs)
     check_overlap(features, tuple(src.bounds), src.name, labels)
     values = class_values(features, table, field)

@@ -62,7 +62,7 @@ def check_output(path: str | Path, overwrite: bool, directory: bool = False) -> 
     if not (path.exists() or path.is_symlink()):
         return path
     if not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it or choose another output")
+        raise OutputExistsError(f"{path} already exists; pass `overwrite=True` to replace it or choose another output")
     if path.resolve() in (Path.cwd(), *Path.cwd().parents):
         raise OutputExistsError(f"{path} is the working directory or one of its parents; choose a new output folder")
     if directory and not path.is_dir():
@@ -71,7 +71,7 @@ def check_output(path: str | Path, overwrite: bool, directory: bool = False) -> 
         raise OutputExistsError(f"{path} is a folder but this output is a file; choose another output")
     if directory and not (path / OUTPUT_MARKER).is_file():
         raise OutputExistsError(f"{path} is a folder that no landsight command wrote (it has no {OUTPUT_MARKER}); "
-                                "--overwrite replaces only landsight output folders: choose a new folder")
+                                "`overwrite` replaces only landsight output folders: choose a new folder")
     return path
 
 
@@ -111,7 +111,7 @@ def output_folder(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
 
 
 def write_marker(folder: Path) -> None:
-    """Mark `folder` as a landsight output folder (the only kind `--overwrite` replaces)."""
+    """Mark `folder` as a landsight output folder (the only kind `overwrite` replaces)."""
     (folder / OUTPUT_MARKER).write_text(json.dumps({"landsight_version": __version__}) + "\n")
 
 

@@ -22,7 +22,7 @@ def resolve_device(name: str) -> Any:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+        raise ConfigError("`device` cuda was asked for but no CUDA GPU is visible; use `device` cpu or auto")
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
@@ -54,4 +54,4 @@ def check_loss(value: float, epoch: int, lr: float, fix: str, what: str = "train
         raise TrainingError(f"the {what} became {value} in epoch {epoch} (peak learning rate {lr:g}): training "
                             "diverged and stopped, no model was written. Likely causes: a learning rate too high, or "
                             "extreme input values such as an undeclared fill value (declare the image's nodata value "
-                            f"or leave the band out with --bands); {fix}")
+                            f"or leave the band out with `bands`); {fix}")

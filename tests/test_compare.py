@@ -127,7 +127,7 @@ def test_xyz_tiles_cover_the_raster(scene, tmp_path):
 
 
 def test_polygons_without_image_and_unknown_class_raise(scene, tmp_path):
-    with pytest.raises(ConfigError, match="--image"):
+    with pytest.raises(ConfigError, match="`image`"):
         compare_prediction(scene["polygons"], scene["labels"], tmp_path / "a")
     with pytest.raises(ConfigError, match=r"roads.*\['background', 'building'\]"):
         compare_prediction(scene["pred"], scene["labels"], tmp_path / "b", class_name="roads")

@@ -25,7 +25,7 @@ from landsight.outputs import (
 def test_file_replaces_file_only_with_overwrite(tmp_path):
     out = tmp_path / "a.txt"
     out.write_text("old")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="`overwrite=True`"):
         check_output(out, overwrite=False)
     with atomic_path(out, overwrite=True) as tmp:
         tmp.write_text("new")

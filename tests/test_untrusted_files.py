@@ -104,7 +104,7 @@ def _write_garbage(path: Path, kind: str) -> None:
 def test_foreign_or_damaged_resume_states_are_refused(tmp_path, kind):
     path = tmp_path / "m.pt.resume.pt"
     _write_garbage(path, kind)
-    with pytest.raises(CheckpointError, match=r"m\.pt\.resume\.pt.*--restart"):
+    with pytest.raises(CheckpointError, match=r"m\.pt\.resume\.pt.*`restart=True`"):
         read_resume_state(path, "k")
 
 

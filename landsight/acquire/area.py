@@ -48,9 +48,9 @@ def parse_bbox(text: str) -> Area:
     try:
         west, south, east, north = (float(v) for v in text.split(","))
     except ValueError as exc:
-        raise AreaError(f"--bbox {text!r} is not four comma-separated numbers; pass WEST,SOUTH,EAST,NORTH in "
+        raise AreaError(f"`bbox` {text!r} is not four comma-separated numbers; pass WEST,SOUTH,EAST,NORTH in "
                         "degrees, e.g. -75.7,37.5,-75.6,37.6") from exc
-    return area_from_bounds(west, south, east, north, f"--bbox {text!r}")
+    return area_from_bounds(west, south, east, north, f"`bbox` {text!r}")
 
 
 def area_from_bounds(west: float, south: float, east: float, north: float, source: str) -> Area:
@@ -91,7 +91,7 @@ def area_from_raster(path: str | Path) -> Area:
         with open_raster(path) as src:
             crs, bounds = src.crs, src.bounds
     except RasterError as exc:
-        raise AreaError(f"--raster: {exc}") from exc
+        raise AreaError(f"`raster`: {exc}") from exc
     box = shapely.segmentize(shapely.box(*bounds), max(bounds.right - bounds.left, bounds.top - bounds.bottom) / 16)
     geometry = reproject_geometries(np.array([box], dtype=object), crs, WGS84)[0]
     return Area(geometry, f"raster {path}")

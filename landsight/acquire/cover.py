@@ -22,7 +22,7 @@ from landsight.acquire.errors import AreaError
 
 MAX_ZOOM = 24
 MAX_CELLS = 5_000_000
-"""Refuse covers larger than this (a typo in --zoom or --grid-size, not a real job)."""
+"""Refuse covers larger than this (a typo in the zoom or the grid cell size, not a real job)."""
 
 WEB_MERCATOR = CRS.from_epsg(3857)
 
@@ -49,7 +49,7 @@ Cell: TypeAlias = mercantile.Tile | GridCell
 def check_zoom(zoom: int) -> int:
     """Return `zoom` if it is a valid web-map zoom level (0..24)."""
     if not 0 <= zoom <= MAX_ZOOM:
-        raise AreaError(f"--zoom {zoom} is outside 0..{MAX_ZOOM}; web-map zooms run from 0 (world) to {MAX_ZOOM} "
+        raise AreaError(f"`zoom` {zoom} is outside 0..{MAX_ZOOM}; web-map zooms run from 0 (world) to {MAX_ZOOM} "
                         "(about 1 cm pixels)")
     return zoom
 
@@ -61,8 +61,8 @@ def xyz_cover(area: Area, zoom: int) -> list[mercantile.Tile]:
     south, north = max(south, -MAX_LATITUDE), min(north, MAX_LATITUDE)
     if south >= north:
         raise AreaError(f"{area.source} lies beyond the Web Mercator latitude limit of +/-{MAX_LATITUDE:.4f} "
-                        "degrees; XYZ tiles cannot cover it: use --grid-crs with a polar projection")
-    _check_count(_xyz_count(west, south, east, north, zoom), f"--zoom {zoom}")
+                        "degrees; XYZ tiles cannot cover it: use a grid cover in a polar projection (`epsg`)")
+    _check_count(_xyz_count(west, south, east, north, zoom), f"`zoom` {zoom}")
     tiles = list(mercantile.tiles(west, south, east, north, zoom))
     if not area.geometry.equals(shapely.box(*area.bounds)):
         boxes = np.array([shapely.box(*mercantile.bounds(t)) for t in tiles], dtype=object)
@@ -82,15 +82,15 @@ def grid_cover(area: Area, epsg: int, size: float) -> list[GridCell]:
     try:
         crs = CRS.from_epsg(epsg)
     except Exception as exc:  # rasterio raises CRSError for unknown codes
-        raise AreaError(f"--grid-crs {epsg} is not a known EPSG code; pass e.g. 32618 (UTM 18N) or 3035") from exc
+        raise AreaError(f"`epsg` {epsg} is not a known EPSG code; pass e.g. 32618 (UTM 18N) or 3035") from exc
     if not (math.isfinite(size) and size > 0):
-        raise AreaError(f"--grid-size {size} must be a positive number of the CRS's units (metres; degrees for "
+        raise AreaError(f"`size` {size} must be a positive number of the CRS's units (metres; degrees for "
                         "EPSG:4326), e.g. 2560")
     geometry = area.in_crs(crs)
     left, bottom, right, top = geometry.bounds
     cols = range(math.floor(left / size), math.ceil(right / size))
     rows = range(math.floor(bottom / size), math.ceil(top / size))
-    _check_count(len(cols) * len(rows), f"--grid-size {size}")
+    _check_count(len(cols) * len(rows), f"`size` {size}")
     cells = [GridCell(x, y, epsg, size) for x in cols for y in rows]
     boxes = np.array([shapely.box(*c.bounds) for c in cells], dtype=object)
     return [c for c, keep in zip(cells, shapely.intersects(boxes, geometry), strict=True) if keep]
@@ -129,9 +129,9 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     try:
         fractions = tuple(float(v) for v in text.split(","))
     except ValueError as exc:
-        raise AreaError(f"--split {text!r} is not comma-separated fractions; pass e.g. 0.8,0.2") from exc
+        raise AreaError(f"`split` {text!r} is not comma-separated fractions; pass e.g. 0.8,0.2") from exc
     if not 2 <= len(fractions) <= 3 or any(not (0 < f < 1) for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise AreaError(f"--split {text!r} needs two or three fractions between 0 and 1 that sum to 1 "
+        raise AreaError(f"`split` {text!r} needs two or three fractions between 0 and 1 that sum to 1 "
                         "(train,validation[,test]), e.g. 0.8,0.2")
     return fractions
 
@@ -146,7 +146,7 @@ def blocked_split(cells: Sequence[Cell], fractions: Sequence[float], block: int,
     to within one block.
     """
     if block < 1:
-        raise AreaError(f"--block-tiles {block} must be at least 1")
+        raise AreaError(f"`block` {block} must be at least 1")
     blocks: dict[tuple[int, int], list[int]] = {}
     for i, cell in enumerate(cells):
         blocks.setdefault((cell.x // block, cell.y // block), []).append(i)

@@ -31,9 +31,9 @@ def parse_zooms(text: str) -> list[int]:
         low, _, high = text.partition("-")
         zooms = list(range(int(low), int(high or low) + 1))
     except ValueError as exc:
-        raise AreaError(f"--zoom {text!r} is not a zoom or a range such as 14-16") from exc
+        raise AreaError(f"`zoom` {text!r} is not a zoom or a range such as 14-16") from exc
     if not zooms:
-        raise AreaError(f"--zoom {text!r} is an empty range; pass MIN-MAX with MIN <= MAX")
+        raise AreaError(f"`zoom` {text!r} is an empty range; pass MIN-MAX with MIN <= MAX")
     return [check_zoom(z) for z in zooms]
 
 

@@ -100,7 +100,7 @@ def select_bands(item: pystac.Item, wanted: Sequence[str]) -> list[BandSource]:
     if missing:
         names = sorted({b.name for b in offered.values()}) or ["none: its assets carry no eo:bands"]
         raise StacError(f"STAC item {item.id} lacks band(s) {missing}: the model needs {list(wanted)}, the item has "
-                        f"{names}; choose an item with these bands or pass --stac-bands with item band names in the "
+                        f"{names}; choose an item with these bands or pass `stac_bands` with item band names in the "
                         "model's order")
     return [dataclasses.replace(offered[w.lower()], name=w) for w in wanted]
 

@@ -13,7 +13,7 @@ from landsight.acquire.cover import Cell, GridCell, cell_bounds
 from landsight.acquire.errors import SourceError
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "tif": "image/tiff"}
-"""--format -> the MIME type asked of a WMS."""
+"""Stored tile format -> the MIME type asked of a WMS."""
 
 _SECRET_KEYS = re.compile(r"(key|token|secret|password|passwd|signature|sig|auth|credential|access)", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -46,22 +46,23 @@ class XyzSource:
     tile_size: int = 256
 
     def __post_init__(self) -> None:
-        _check_http(self.template.replace("{", "").replace("}", ""), "--xyz")
+        _check_http(self.template.replace("{", "").replace("}", ""), "`template`")
         names = set(_PLACEHOLDER.findall(self.template))
         missing = [p for p in ("z", "x") if p not in names] + ([] if names & {"y", "-y"} else ["y"])
         if missing:
-            raise SourceError(f"--xyz {redact(self.template)!r} lacks {', '.join('{' + m + '}' for m in missing)}; "
+            raise SourceError(f"`template` {redact(self.template)!r} lacks "
+                              f"{', '.join('{' + m + '}' for m in missing)}; "
                               "a tile URL template needs {z}, {x} and {y}, e.g. https://host/tiles/{z}/{x}/{y}.png")
         unknown = sorted(names - {"z", "x", "y", "-y"})
         if unknown:
-            raise SourceError(f"--xyz template has unknown placeholder(s) {unknown}; only {{z}}, {{x}}, {{y}} and "
+            raise SourceError(f"`template` has unknown placeholder(s) {unknown}; only {{z}}, {{x}}, {{y}} and "
                               "{-y} are filled in: write other values out")
 
     def url(self, cell: Cell) -> str:
         """The URL of XYZ tile `cell`."""
         if isinstance(cell, GridCell):
-            raise SourceError("an XYZ source needs an XYZ cover (landsight cover --zoom Z); a grid cover "
-                              "(--grid-crs) can be downloaded from a WMS (--wms)")
+            raise SourceError("an XYZ source needs an XYZ cover (`landsight cover --zoom Z`); a grid cover "
+                              "(`landsight cover --grid-crs EPSG`) needs a WMS source (`url_base`)")
         tile: mercantile.Tile = cell
         values = {"z": tile.z, "x": tile.x, "y": tile.y, "-y": 2**tile.z - 1 - tile.y}
         return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), self.template)
@@ -88,11 +89,11 @@ class WmsSource:
     tile_size: int = 256
 
     def __post_init__(self) -> None:
-        _check_http(self.url_base, "--wms")
+        _check_http(self.url_base, "`url_base`")
         if self.version not in ("1.1.1", "1.3.0"):
-            raise SourceError(f"--wms-version {self.version!r} is not supported; use 1.1.1 or 1.3.0")
+            raise SourceError(f"`version` {self.version!r} is not supported; use 1.1.1 or 1.3.0")
         if not self.layers.strip():
-            raise SourceError("--layers is empty; pass the WMS layer name(s), comma-separated")
+            raise SourceError("`layers` is empty; pass the WMS layer name(s), comma-separated")
 
     def url(self, cell: Cell) -> str:
         """The GetMap URL of `cell` (WMS 1.3.0: latitude first for geographic CRSs such as EPSG:4326)."""

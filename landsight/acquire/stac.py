@@ -29,11 +29,11 @@ def parse_datetime_range(text: str | None) -> tuple[dt.datetime | None, dt.datet
         return None, None
     parts = text.split("/")
     if len(parts) > 2:
-        raise StacError(f"--datetime {text!r} is not START/END; pass e.g. 2024-06-01/2024-08-31")
+        raise StacError(f"`datetime` {text!r} is not START/END; pass e.g. 2024-06-01/2024-08-31")
     bounds = [_parse_instant(p, end=(i == 1 or len(parts) == 1), text=text) for i, p in enumerate(parts)]
     start, end = bounds[0], bounds[-1]
     if start and end and start > end:
-        raise StacError(f"--datetime {text!r} ends before it starts; pass START/END in order")
+        raise StacError(f"`datetime` {text!r} ends before it starts; pass START/END in order")
     return start, end
 
 
@@ -48,7 +48,7 @@ def _parse_instant(part: str, end: bool, text: str) -> dt.datetime | None:
             return dt.datetime.combine(day, clock, tzinfo=dt.UTC)
         value = dt.datetime.fromisoformat(part.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise StacError(f"--datetime {text!r}: {part!r} is not an ISO date or time; pass e.g. "
+        raise StacError(f"`datetime` {text!r}: {part!r} is not an ISO date or time; pass e.g. "
                         "2024-06-01/2024-08-31") from exc
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
@@ -66,7 +66,7 @@ def search(url: str, collection: str, area: Area, datetime: str | None = None, m
            limit: int = 1000) -> pystac.ItemCollection:
     """Items of `collection` intersecting `area` within `datetime` with `eo:cloud_cover` <= `max_cloud`."""
     if max_cloud is not None and not 0 <= max_cloud <= 100:
-        raise StacError(f"--max-cloud {max_cloud} must lie within 0..100 (percent)")
+        raise StacError(f"`max_cloud` {max_cloud} must lie within 0..100 (percent)")
     start, end = parse_datetime_range(datetime)
     with warnings.catch_warnings():  # a static catalogue has no conformance classes: walking it is the plan
         warnings.simplefilter("ignore", NoConformsTo)

@@ -28,13 +28,13 @@ def parse_budget(text: str) -> float:
     """Seconds in "90s", "10m", "1h30m" or a plain number of seconds."""
     match = _BUDGET.match(text.strip().lower())
     if not text.strip() or match is None or not any(match.groups()):
-        raise ConfigError(f"--budget {text!r} is not a duration; write e.g. 90s, 10m or 1h30m")
+        raise ConfigError(f"`budget` {text!r} is not a duration; write e.g. 90s, 10m or 1h30m")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     return hours * 3600 + minutes * 60 + seconds
 
 
 def format_budget(seconds: float) -> str:
-    """A duration the way --budget takes it, rounded up to whole minutes above 2 minutes (else 10 s steps)."""
+    """A duration the way `parse_budget` takes it, rounded up to whole minutes above 2 minutes (else 10 s steps)."""
     if seconds <= 120:
         return f"{int(math.ceil(seconds / 10) * 10)}s"
     return f"{math.ceil(seconds / 60)}m"
@@ -129,7 +129,7 @@ def initial_weights(backbone: str, weights_file: str | None) -> str | None:
 
 
 def resolve_weights(settings: SearchSettings) -> SearchSettings:
-    """With --weights FILE, keep only the backbone the file fits (an error names both when none does)."""
+    """With a `weights` file, keep only the backbone the file fits (an error names both when none does)."""
     if not settings.weights:
         return settings
     return dataclasses.replace(settings, backbones=(weights_architecture(settings.weights, settings.backbones),))
@@ -162,10 +162,10 @@ def _too_small(settings: SearchSettings, costs: dict[str, float], available: flo
     spent = settings.budget - available
     full = spent + sum(costs.values()) * 8 + 10
     return ConfigError(
-        f"a --budget of {settings.budget:g} s is too small to train anything: after {spent:.0f} s of "
+        f"a `budget` of {settings.budget:g} s is too small to train anything: after {spent:.0f} s of "
         f"preparation the quickest candidate {quickest} needs about {need:.0f} s for {settings.least_epochs} epochs of "
-        f"{n_chips} chips on {device.type} (measured); pass --budget {format_budget(spent + need * 1.3 + 5)} to train "
-        f"it, or about --budget {format_budget(full)} to compare all {len(costs)} candidates")
+        f"{n_chips} chips on {device.type} (measured); pass `budget` {format_budget(spent + need * 1.3 + 5)} to train "
+        f"it, or about `budget` {format_budget(full)} to compare all {len(costs)} candidates")
 
 
 def _lr_variants(best: TrialResult) -> list[Trial]:

@@ -39,10 +39,10 @@ class DataSpec:
 def load_chips(spec: DataSpec) -> ChipSet:
     """Read or cut the chips `spec` describes."""
     if spec.cloud_mask and spec.labels:
-        raise ConfigError("pass either --cloud-mask or --labels, not both")
+        raise ConfigError("pass either `cloud_mask` or `labels`, not both")
     if spec.is_raster_rule:
         if not Path(spec.data).is_file():
-            raise ConfigError(f"{spec.data} must be a raster file when --cloud-mask or --labels is given")
+            raise ConfigError(f"{spec.data} must be a raster file when `cloud_mask` or `labels` is given")
         grid = ChipGrid(spec.chip_size or 64, spec.stride)
         if spec.cloud_mask:
             return chips_from_cloud_mask(spec.data, spec.cloud_mask, spec.cloud_rule, grid, spec.bands,
@@ -53,7 +53,7 @@ def load_chips(spec: DataSpec) -> ChipSet:
     chips = load_chip_source(spec.data, spec.chip_size, spec.bands, spec.skip_unreadable)
     if spec.band_names:
         if len(spec.band_names) != chips.bands.count:
-            raise ConfigError(f"--band-names gives {len(spec.band_names)} names for {chips.bands.count} band(s)")
+            raise ConfigError(f"`band_names` gives {len(spec.band_names)} names for {chips.bands.count} band(s)")
         chips.bands = dataclasses.replace(chips.bands, names=tuple(spec.band_names))
     return chips
 
@@ -62,4 +62,4 @@ def check_cloud_classes(chips: ChipSet) -> None:
     """A cloud gate learns exactly the classes clear and cloudy."""
     if sorted(chips.classes) != sorted(CLOUD_CLASSES) or chips.multi_label:
         raise LabelError(f"a cloud gate learns the classes {list(CLOUD_CLASSES)}; the data has {chips.classes}. "
-                         "Pass a raster with --cloud-mask, or folders named clear/ and cloudy/")
+                         "Pass a raster with `cloud_mask`, or folders named clear/ and cloudy/")

@@ -30,7 +30,7 @@ from landsight.models.onnx_runtime import class_probabilities
 
 log = logging.getLogger(__name__)
 
-_DIVERGED_FIX = "check the chips for extreme values, or leave this backbone out with --backbones"
+_DIVERGED_FIX = "check the chips for extreme values, or leave this backbone out of `backbones`"
 
 CRITERIA = ("macro_f1", "loss")
 """How epochs and candidates are ranked on validation: macro F1 (ties: lower loss), or lower loss (ties: F1). The

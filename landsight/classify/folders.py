@@ -58,7 +58,7 @@ def _read_all(paths: Sequence[Path], indexes: Sequence[int] | None,
             chips.append(None)
     if errors and not skip_unreadable:
         raise RasterError(f"{len(errors)} of {len(paths)} chip(s) cannot be read, e.g. {errors[:3]}; fix or remove "
-                          "them, or pass --skip-unreadable to leave them out")
+                          "them, or pass `skip_unreadable=True` to leave them out")
     for message in errors:
         log.warning("skipped: %s", message)
     return chips, errors
@@ -71,7 +71,7 @@ def _check_band_counts(chips: Sequence[ChipImage], paths: Sequence[Path]) -> Non
     if len(by_count) > 1:
         detail = "; ".join(f"{n} band(s): {len(p)} chip(s), e.g. {p[0]}" for n, p in sorted(by_count.items()))
         raise RasterError(f"chips have different band counts ({detail}); every chip needs the same bands: convert "
-                          "them, move the odd ones out, or pass --bands with band numbers every chip has")
+                          "them, move the odd ones out, or pass `bands` with band numbers every chip has")
 
 
 def common_size(chips: Sequence[ChipImage]) -> int:
@@ -189,12 +189,12 @@ def load_chip_source(data: str | Path, chip_size: int | None = None, indexes: Se
     path = Path(data)
     if not path.exists():
         raise ConfigError(f"training data {path} not found; pass a folder of class folders, a CSV of chips, or a "
-                          "raster with --cloud-mask or --labels")
+                          "raster with `cloud_mask` or `labels`")
     if path.is_file() and path.suffix.lower() == ".csv":
         return load_manifest(path, chip_size, indexes, skip_unreadable)
     if path.is_dir() and is_bigearthnet(path):
         return load_bigearthnet(path, chip_size=chip_size)
     if path.is_dir():
         return load_class_folders(path, chip_size, indexes, skip_unreadable)
-    raise ConfigError(f"{path} is a file; a raster needs a rule (--cloud-mask MASK or --labels LABELS), chips a "
+    raise ConfigError(f"{path} is a file; a raster needs a rule (`cloud_mask` MASK or `labels` LABELS), chips a "
                       "folder per class or a CSV")

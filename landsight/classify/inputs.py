@@ -78,7 +78,7 @@ def _chip_file(path: Path, bands: BandSpec, label: str | None, indexes: Sequence
             chip = read_chip(path, bands.indexes)
         else:
             raise RasterError(f"{path} has {chip.data.shape[0]} band(s) but the model reads {bands.count} "
-                              f"{list(bands.names)}; pass --bands with {bands.count} band numbers of the chip")
+                              f"{list(bands.names)}; pass `bands` with {bands.count} band numbers of the chip")
     return InputChip(str(path), chip.data, label, chip.crs, chip.bounds, None, str(path))
 
 

@@ -81,15 +81,15 @@ def weights_architecture(path: str | Path, wanted: Sequence[str]) -> str:
     """The backbone among `wanted` that the weights file `path` fits; else a CheckpointError naming both sides."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"--weights file not found: {path}")
+        raise ConfigError(f"`weights` file not found: {path}")
     found = identify_architecture(path, wanted)
     if found is not None:
         return found
     other = identify_architecture(path, [c for c in CANDIDATES if c not in wanted])
     if other is not None:
-        raise CheckpointError(f"--weights {path} holds {other} weights, which do not fit the backbone(s) "
-                              f"{list(wanted)}; pass --backbones {other} or weights for {', '.join(wanted)}")
-    raise CheckpointError(f"--weights {path} fits none of the backbones {list(wanted)} (nor {list(CANDIDATES)}); "
+        raise CheckpointError(f"`weights` {path} holds {other} weights, which do not fit the backbone(s) "
+                              f"{list(wanted)}; pass `backbones` {other} or weights for {', '.join(wanted)}")
+    raise CheckpointError(f"`weights` {path} fits none of the backbones {list(wanted)} (nor {list(CANDIDATES)}); "
                           "pass a timm state dict of one of them, e.g. saved with torch.save(model.state_dict())")
 
 

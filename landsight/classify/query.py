@@ -21,11 +21,11 @@ def query_index(index_path: str | Path, image: str | Path, k: int = 10, model: s
     index = SimilarityIndex.load(index_path)
     model_path = Path(model or index.model.get("path", ""))
     if not model_path.is_file():
-        raise ConfigError(f"the model that built {index_path} ({model_path}) is not there; pass --model MODEL")
+        raise ConfigError(f"the model that built {index_path} ({model_path}) is not there; pass its file as `model`")
     classifier = Classifier.load(model_path, device)
     if classifier.model_file.sha256 != index.model.get("sha256"):
         raise CheckpointError(f"{model_path} is not the model that built {index_path} (sha256 differs); pass the "
-                              "same --model or rebuild the index")
+                              "same `model` or rebuild the index")
     chips = list(iter_inputs([image], classifier.bands, 10**9, indexes))
     vector = classifier.embed([chips[0].data])[0]
     results = index.search(vector, k)

@@ -44,10 +44,10 @@ class ChipGrid:
         """Full-size windows over a raster (the last row and column shifted back inside)."""
         stride = self.stride or self.size
         if stride < 1:
-            raise ConfigError(f"--stride {stride} px must be at least 1")
+            raise ConfigError(f"`stride` {stride} px must be at least 1")
         if self.size > min(width, height):
             raise ConfigError(f"chip size {self.size} px does not fit the {width} x {height} px raster; pass a "
-                              f"smaller --chip-size, at most {min(width, height)}")
+                              f"smaller `chip_size`, at most {min(width, height)}")
         if stride < self.size:
             return sliding_windows(width, height, self.size, self.size - stride)
         return (Window(c, r, self.size, self.size) for r in range(0, height - self.size + 1, stride)
@@ -83,7 +83,7 @@ def _spec(src: DatasetReader, indexes: Sequence[int] | None, names: Sequence[str
     spec = band_spec_for(src, indexes)
     if names:
         if len(names) != spec.count:
-            raise ConfigError(f"--band-names gives {len(names)} name(s) {list(names)} for {spec.count} band(s)")
+            raise ConfigError(f"`band_names` gives {len(names)} name(s) {list(names)} for {spec.count} band(s)")
         spec = BandSpec(spec.indexes, tuple(names))
     return spec
 
@@ -110,7 +110,7 @@ def cut_chips(image: str | Path, grid: ChipGrid, labeller: Callable[[Window], li
         crs = src.crs.to_string()
     if not images:
         raise LabelError(f"no chip of {grid.size} px from {image} got a label; check that the labels overlap the "
-                         "image, or lower --min-labelled / --chip-size")
+                         "image, or lower `min_labelled` / `chip_size`")
     lookup = {name: i for i, name in enumerate(classes)}
     targets = np.zeros((len(images), len(classes)), dtype=np.float32)
     for row, labels in enumerate(label_lists):
@@ -136,9 +136,9 @@ def chips_from_cloud_mask(image: str | Path, mask: str | Path, rule: CloudRule, 
                            "qa_bits": list(rule.qa_bits) if rule.qa_bits else None, "qa_value": rule.qa_value})
     counts = chips.counts()
     if min(counts.values()) == 0:
-        raise LabelError(f"every chip of {image} is {max(counts, key=lambda k: counts[k])} under --cloudy-if "
-                         f"{rule.cloudy_if} (counts {counts}); a gate needs both classes: change --cloudy-if or "
-                         "check the --qa-bits of the mask")
+        raise LabelError(f"every chip of {image} is {max(counts, key=lambda k: counts[k])} under `cloudy_if` "
+                         f"{rule.cloudy_if} (counts {counts}); a gate needs both classes: change `cloudy_if` or "
+                         "check the `qa_bits` of the mask")
     return chips
 
 
@@ -165,7 +165,7 @@ def _label_reader(labels: str | Path, src: DatasetReader, class_field: str | Non
         return read_raster, _class_names(label_src)
     features = read_features(labels, src.crs)
     if class_field is None:
-        raise LabelError(f"pass --class-field to say which property of {labels} names each polygon's class; "
+        raise LabelError(f"pass `class_field` to say which property of {labels} names each polygon's class; "
                          f"its properties are {sorted(features.properties[0]) if features.properties else []}")
     table = table_from_field(features, class_field, background=False)
     values = class_values(features, table, class_field)
@@ -216,7 +216,7 @@ def _compact_classes(chips: ChipSet, names: dict[int, str]) -> ChipSet:
     present = np.flatnonzero(chips.targets.sum(axis=0) > 0)
     if len(present) < 2:
         raise LabelError(f"the chips carry a single class {[names.get(int(v), str(v)) for v in present]}; a "
-                         "classifier needs at least two: check the labels, --chip-size and --min-labelled")
+                         "classifier needs at least two: check the labels, `chip_size` and `min_labelled`")
     return dataclasses.replace(chips, targets=chips.targets[:, present],
                                classes=[names.get(int(v), str(v)) for v in present])
 

@@ -97,7 +97,7 @@ def _fill_empty(assignment: np.ndarray, sizes: np.ndarray) -> None:
         train_groups = np.flatnonzero(assignment == 0)
         if len(train_groups) < 2:
             raise ConfigError(f"only {len(sizes)} group(s) of chips: too few for train, validation and test splits; "
-                              "add chips, or pass a smaller --block-chips so blocks are smaller")
+                              "add chips, or pass a smaller `block_chips` so blocks are smaller")
         assignment[train_groups[np.argmin(sizes[train_groups])]] = split
 
 
@@ -163,7 +163,7 @@ def _notes(chips: ChipSet, split: ChipSplit, groups: np.ndarray) -> list[str]:
         elif n_test < FEW_TEST_CHIPS:
             notes.append(f"class {name!r} has only {n_test} test chip(s): one chip decided differently moves its test "
                          f"F1 by {1 / (2 * n_test + 1):.2f} or more. Add imagery, or cut more chips (a smaller "
-                         "--stride).")
+                         "`stride`).")
     return notes
 
 

@@ -55,7 +55,7 @@ class TrainSettings:
         if self.ensemble < 1:
             raise ConfigError(f"ensemble {self.ensemble}: need at least one member")
         if self.normalization not in NORM_MODES:
-            raise ConfigError(f"--normalization {self.normalization!r}: choose from {list(NORM_MODES)}")
+            raise ConfigError(f"`normalization` {self.normalization!r}: choose from {list(NORM_MODES)}")
         if abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) <= 0:
             raise ConfigError(f"split fractions {self.fractions} must be positive and add up to 1")
 
@@ -223,7 +223,7 @@ def _baseline(chips: ChipSet, split: ChipSplit, decision: dict[str, Any]) -> dic
 
 
 def _decision(chips: ChipSet, settings: TrainSettings) -> dict[str, Any]:
-    """How chips are decided: a cloud gate says cloudy when P(cloudy) reaches 0.5 (`cloud filter --threshold`
+    """How chips are decided: a cloud gate says cloudy when P(cloudy) reaches 0.5 (`landsight cloud filter --threshold`
     changes it; the report's precision/recall at thresholds shows the trade-off). Choosing the threshold on the small
     validation split was tried and lowered test F1, so it is not done. Other models: the most probable class."""
     if settings.preset != "cloud" or chips.multi_label:

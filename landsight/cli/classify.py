@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
 
@@ -52,7 +53,7 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "0/1 mask."),
         click.option("--qa-value", type=click.IntRange(min=0), default=3, show_default=True,
                      help="QA bit value meaning cloud."),
-        click.option("--labels", "label_source", type=options.InputPath(dir_okay=False), default=None,
+        click.option("--labels", type=options.InputPath(dir_okay=False), default=None,
                      help="Label raster or polygons; each chip gets the majority class of its labelled pixels."),
         click.option("--class-field", default=None, help="Polygon property naming the class (with --labels)."),
         click.option("--min-labelled", type=options.FiniteFloatRange(0, 1), default=0.5, show_default=True,
@@ -124,7 +125,7 @@ def run_training(data: str, preset: str | None, **kw: Any) -> None:
                              preset=preset, ensemble=kw["ensemble"])
     settings = dataclasses.replace(settings, search=resolve_weights(settings.search))  # check --weights first
     spec = DataSpec(data, kw["chip_size"], kw["stride"], kw["cloud_mask"],
-                    CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["label_source"],
+                    CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["labels"],
                     kw["class_field"], kw["min_labelled"], kw["multi_label_min"],
                     tuple(parse_band_indexes(kw["bands"]) or ()) or None, _names(kw["band_names"]),
                     kw["skip_unreadable"])
@@ -168,7 +169,7 @@ def _num(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def classify() -> None:
     """Image classification: train from labelled chips, report, predict."""
 

@@ -8,11 +8,12 @@ from typing import Any
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.cli.classify import data_options, run_training, search_options
 from landsight.imagery.bands import parse_band_indexes
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def cloud() -> None:
     """Cloud gate: train a clear/cloudy chip classifier; filter rasters or chips with it."""
 

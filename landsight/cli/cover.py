@@ -55,31 +55,31 @@ def _cover_kind(zoom: int | None, grid_crs: int | None, grid_size: float | None)
 @click.command()
 @area_options
 @click.option("--zoom", type=int, default=None, help="XYZ web-map tiles at this zoom (0..24).")
-@click.option("--grid-crs", type=int, default=None, help="Instead of XYZ: a regular grid in this EPSG code.")
-@click.option("--grid-size", type=float, default=None,
+@click.option("--grid-crs", "epsg", type=int, default=None, help="Instead of XYZ: a regular grid in this EPSG code.")
+@click.option("--grid-size", "size", type=float, default=None,
               help="Cell size of the --grid-crs grid in its units (metres; degrees for EPSG:4326).")
 @click.option("--split", default=None, help="Train,validation[,test] fractions of a spatially blocked split, "
                                             "e.g. 0.8,0.2.")
-@click.option("--block-tiles", type=int, default=4, show_default=True,
+@click.option("--block-tiles", "block", type=int, default=4, show_default=True,
               help="With --split: blocks of N x N tiles go to one split together (no leakage between neighbours).")
 @click.option("--seed", type=int, default=0, show_default=True, help="With --split: shuffle of the blocks.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="COVER: writes COVER.csv and COVER.geojson (a .csv or .geojson suffix is replaced).")
 @options.overwrite_opt
-def cover(bbox: str | None, geojson: str | None, raster: str | None, zoom: int | None, grid_crs: int | None,
-          grid_size: float | None, split: str | None, block_tiles: int, seed: int, output: str,
+def cover(bbox: str | None, geojson: str | None, raster: str | None, zoom: int | None, epsg: int | None,
+          size: float | None, split: str | None, block: int, seed: int, output: str,
           overwrite: bool) -> None:
     """Tiles covering an area: XYZ tiles at --zoom, or cells of a --grid-crs/--grid-size grid."""
     from landsight.acquire.cover import blocked_split, count_splits, grid_cover, parse_fractions, xyz_cover
     from landsight.acquire.coverfile import write_cover
 
-    kind = _cover_kind(zoom, grid_crs, grid_size)
+    kind = _cover_kind(zoom, epsg, size)
     fractions = parse_fractions(split) if split else None
     area = read_area(bbox, geojson, raster)
     cells = xyz_cover(area, kind) if isinstance(kind, int) else grid_cover(area, *kind)
     if not cells:
         raise ConfigError(f"no tiles cover {area.source}; check the area")
-    splits = blocked_split(cells, fractions, block_tiles, seed) if fractions else None
+    splits = blocked_split(cells, fractions, block, seed) if fractions else None
     csv_path, geojson_path = write_cover(output, cells, splits, overwrite)
     parts = f" ({', '.join(f'{k} {v}' for k, v in count_splits(splits).items())})" if splits else ""
     click.echo(f"{len(cells)} tiles{parts}; wrote {csv_path} and {geojson_path}")

@@ -7,13 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup, as_flags
 from landsight.cli.remote import image_path, stac_options
 from landsight.config import class_table_for
 from landsight.dataset_check import DatasetReport, check_dataset, write_report_json
 from landsight.outputs import check_output
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def dataset() -> None:
     """Inspect image + label pairs."""
 
@@ -48,7 +49,7 @@ def check(image: str, labels: str, class_field: str | None, class_name: str, con
     console = Console()
     console.print(report_table(report))
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {as_flags(warning, click.get_current_context().command)}")
     if json_path:
         write_report_json(report, json_path, overwrite)
         click.echo(f"wrote {json_path}")

@@ -9,12 +9,12 @@ from landsight.errors import ConfigError
 
 
 @click.command()
-@click.option("--xyz", "xyz", default=None, help="XYZ tile URL template with {z}, {x} and {y} ({-y}: TMS rows).")
-@click.option("--wms", "wms", default=None, help="WMS endpoint URL (GetMap requests for each tile's bounds).")
+@click.option("--xyz", "template", default=None, help="XYZ tile URL template with {z}, {x} and {y} ({-y}: TMS rows).")
+@click.option("--wms", "url_base", default=None, help="WMS endpoint URL (GetMap requests for each tile's bounds).")
 @click.option("--layers", default=None, help="WMS layer name(s), comma-separated.")
 @click.option("--styles", default="", help="WMS style name(s).")
 @click.option("--time", "wms_time", default=None, help="WMS TIME value, e.g. 2024-06-01.")
-@click.option("--wms-version", type=click.Choice(["1.1.1", "1.3.0"]), default="1.3.0", show_default=True)
+@click.option("--wms-version", "version", type=click.Choice(["1.1.1", "1.3.0"]), default="1.3.0", show_default=True)
 @click.option("--cover", "cover_path", required=True, type=options.InputPath(exists=True, dir_okay=False),
               help="Cover CSV (or GeoJSON) from `landsight cover`.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
@@ -34,8 +34,8 @@ from landsight.errors import ConfigError
 @click.option("--mosaic", "mosaic_path", type=click.Path(dir_okay=False), default=None,
               help="Also merge the tiles into this GeoTIFF.")
 @options.overwrite_opt
-def download(xyz: str | None, wms: str | None, layers: str | None, styles: str, wms_time: str | None,
-             wms_version: str, cover_path: str, output: str, fmt: str, tile_size: int, concurrency: int,
+def download(template: str | None, url_base: str | None, layers: str | None, styles: str, wms_time: str | None,
+             version: str, cover_path: str, output: str, fmt: str, tile_size: int, concurrency: int,
              rate: float | None, timeout: float, retries: int, mosaic_path: str | None, overwrite: bool) -> None:
     """Download the tiles of a COVER into OUTPUT; run again to fetch what failed (complete tiles are kept)."""
     import logging
@@ -52,12 +52,12 @@ def download(xyz: str | None, wms: str | None, layers: str | None, styles: str, 
     from landsight.acquire.sources import FORMATS, Source, WmsSource, XyzSource
     from landsight.outputs import check_output
 
-    if xyz is not None and wms is None:
-        source: Source = XyzSource(xyz, tile_size)
-    elif wms is not None and xyz is None:
+    if template is not None and url_base is None:
+        source: Source = XyzSource(template, tile_size)
+    elif url_base is not None and template is None:
         if not layers:
             raise ConfigError("--wms needs --layers NAME[,NAME...]")
-        source = WmsSource(wms, layers, styles, wms_time, wms_version, FORMATS[fmt], tile_size)
+        source = WmsSource(url_base, layers, styles, wms_time, version, FORMATS[fmt], tile_size)
     else:
         raise ConfigError("name the source with exactly one of --xyz URL_TEMPLATE or --wms URL")
     if mosaic_path:

@@ -12,6 +12,7 @@ import click
 from rich.logging import RichHandler
 
 from landsight import __version__
+from landsight.cli.advice import CommandGroup, FlagsInLogs, as_flags, ran_command
 from landsight.errors import LandsightError
 from landsight.outputs import WRITE_ERRNOS, guard_inputs
 
@@ -40,9 +41,10 @@ _COMMANDS = {
 }
 
 
-class LandsightGroup(click.Group):
+class LandsightGroup(CommandGroup):
     """Loads commands lazily (torch only when a command needs it), protects each command's inputs from its outputs,
-    and turns library errors and failed writes (full disk, read-only, forbidden) into exit code 2."""
+    and turns library errors and failed writes (full disk, read-only, forbidden) into exit code 2; a library error's
+    backticked settings become the flags of the command that ran (`bands` -> --bands)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -60,7 +62,7 @@ class LandsightGroup(click.Group):
             with guard_inputs():
                 return super().invoke(ctx)
         except LandsightError as exc:
-            click.secho(f"Error: {exc}", err=True, fg="red")
+            click.secho(f"Error: {as_flags(str(exc), ran_command(ctx))}", err=True, fg="red")
             ctx.exit(2)
         except OSError as exc:
             if exc.errno not in WRITE_ERRNOS:
@@ -80,7 +82,8 @@ def cli(verbose: int, quiet: int) -> None:
     if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past a file-size limit a write fails (EFBIG), not the process
     level = max(10, min(50, 20 - 10 * verbose + 10 * quiet))
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)],
-                        force=True)
+    handler = RichHandler(show_path=False, show_time=False)
+    handler.addFilter(FlagsInLogs())  # library warnings name settings (`bands`); show the command's flags
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
     for name in ("rasterio", "pyogrio"):  # their INFO lines ("Created N records") are not landsight's report
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

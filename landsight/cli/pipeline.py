@@ -7,12 +7,13 @@ import logging
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.cli.remote import is_stac_reference, stac_inputs, stac_options
 from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def pipeline() -> None:
     """Inference at scale: Beam pipelines (DirectRunner by default) and a PyFlink engine."""
 

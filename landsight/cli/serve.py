@@ -43,13 +43,13 @@ log = logging.getLogger(__name__)
 @click.option("--max-pixels", type=click.IntRange(1), default=4096 * 4096, show_default=True,
               help="Largest image in pixels (413 beyond, checked from the header).")
 @click.option("--max-bands", type=click.IntRange(1, 4096), default=32, show_default=True, help="Most bands.")
-@click.option("--timeout", type=options.FiniteFloatRange(0.1, 3600), default=60, show_default=True,
+@click.option("--timeout", "timeout_s", type=options.FiniteFloatRange(0.1, 3600), default=60, show_default=True,
               help="Seconds a request may take (504 beyond).")
 @click.option("--tile-cache", type=click.IntRange(0), default=512, show_default=True,
               help="Tiles kept in memory (about 64 KiB each).")
 def serve(models: tuple[str, ...], host: str, port: int, token_file: str | None, backend: str, device: str,
           sources: tuple[str, ...], workers: int, window: int, overlap: int, max_batch: int, max_wait_ms: float,
-          max_queue: int, max_requests: int, max_body_mb: float, max_pixels: int, max_bands: int, timeout: float,
+          max_queue: int, max_requests: int, max_body_mb: float, max_pixels: int, max_bands: int, timeout_s: float,
           tile_cache: int) -> None:
     """Serve MODEL files over HTTP: POST /v1/models/NAME/predict, XYZ tiles, a map page at /.
 
@@ -66,7 +66,7 @@ def serve(models: tuple[str, ...], host: str, port: int, token_file: str | None,
     token = _read_token(token_file) if token_file else None
     config = ServeConfig(
         model_names(models), parse_sources(sources), backend, device, token,
-        Limits(int(max_body_mb * 1024 * 1024), max_pixels, max_bands, timeout, max_requests),
+        Limits(int(max_body_mb * 1024 * 1024), max_pixels, max_bands, timeout_s, max_requests),
         Batching(max_batch, max_wait_ms, max_queue), window, overlap, tile_cache)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the server is reachable from the network%s", host,

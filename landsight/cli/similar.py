@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.imagery.bands import parse_band_indexes
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def similar() -> None:
     """Similarity search over chips (cosine similarity of a classifier's embeddings)."""
 
@@ -43,18 +44,18 @@ def index(model: str, chips: tuple[str, ...], output: str, k: int, bands: str | 
 @click.argument("index_path", metavar="INDEX", type=options.InputPath(exists=True, dir_okay=False))
 @click.argument("image", type=options.InputPath(exists=True, dir_okay=False))
 @click.option("-k", type=click.IntRange(min=1), default=10, show_default=True, help="Number of results.")
-@click.option("--model", "model_path", default=None, type=options.InputPath(dir_okay=False),
+@click.option("--model", default=None, type=options.InputPath(dir_okay=False),
               help="MODEL that built the index [the path stored in it].")
 @click.option("--html", default=None, type=click.Path(dir_okay=False), help="Write an HTML strip of thumbnails.")
 @options.bands_opt
 @options.device_opt
 @options.overwrite_opt
-def query(index_path: str, image: str, k: int, model_path: str | None, html: str | None, bands: str | None,
+def query(index_path: str, image: str, k: int, model: str | None, html: str | None, bands: str | None,
           device: str, overwrite: bool) -> None:
     """The K chips of INDEX most similar to IMAGE, best first, with cosine similarity scores."""
     from landsight.classify.query import query_index
 
-    results, built = query_index(index_path, image, k, model_path, parse_band_indexes(bands), device, html,
+    results, built = query_index(index_path, image, k, model, parse_band_indexes(bands), device, html,
                                  overwrite)
     for rank, (i, score) in enumerate(results, start=1):
         click.echo(f"{rank:>3}  {score:.4f}  {built.labels[i] or '-':<16} {built.ids[i]}")

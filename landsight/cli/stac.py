@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from landsight.cli import options
+from landsight.cli.advice import CommandGroup
 from landsight.cli.cover import area_options, read_area
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def stac() -> None:
     """STAC catalogues: find imagery for an area."""
 
@@ -17,13 +18,13 @@ def stac() -> None:
 @click.argument("url")
 @click.option("--collection", required=True, help="Collection id, e.g. sentinel-2-l2a.")
 @area_options
-@click.option("--datetime", "datetime_range", default=None, help="START/END (ISO dates; .. for an open end).")
+@click.option("--datetime", "datetime", default=None, help="START/END (ISO dates; .. for an open end).")
 @click.option("--max-cloud", type=float, default=None, help="Keep items with eo:cloud_cover at most this (percent).")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="At most this many.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="ItemCollection JSON to write.")
 @options.overwrite_opt
 def search(url: str, collection: str, bbox: str | None, geojson: str | None, raster: str | None,
-           datetime_range: str | None, max_cloud: float | None, limit: int, output: str, overwrite: bool) -> None:
+           datetime: str | None, max_cloud: float | None, limit: int, output: str, overwrite: bool) -> None:
     """Search the STAC API or static catalogue at URL; write the matching items to OUTPUT."""
     from landsight.acquire import require_acquire
 
@@ -34,7 +35,7 @@ def search(url: str, collection: str, bbox: str | None, geojson: str | None, ras
 
     check_output(output, overwrite)
     area = read_area(bbox, geojson, raster)
-    items = run_search(url, collection, area, datetime_range, max_cloud, limit)
+    items = run_search(url, collection, area, datetime, max_cloud, limit)
     write_item_collection(items, output, overwrite)
     click.echo(f"{len(items)} item(s): {', '.join(i.id for i in items.items[:5])}{' ...' if len(items) > 5 else ''}; "
                f"wrote {output}")

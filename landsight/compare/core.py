@@ -79,7 +79,7 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
     grid, match = grid or TileGrid(), match or MatchParams()
     grid_raster = image if is_vector(pred) else pred
     if grid_raster is None:
-        raise ConfigError(f"{pred} holds polygons; pass --image IMAGE (the image they were predicted from) to set "
+        raise ConfigError(f"{pred} holds polygons; pass `image` (the image they were predicted from) to set "
                           "the comparison grid and extent")
     with open_raster(grid_raster) as src:
         prediction = resolve_prediction(src, pred, class_name, threshold)

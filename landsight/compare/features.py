@@ -41,7 +41,7 @@ class MatchParams:
     def __post_init__(self) -> None:
         if not 0 < self.match_iou <= self.iou_threshold <= 1:
             raise ConfigError(f"need 0 < match IoU ({self.match_iou}) <= IoU threshold ({self.iou_threshold}) <= 1; "
-                              "change --iou-threshold")
+                              "change `iou_threshold`")
         for name in ("max_shift", "tolerance", "min_area"):
             value = getattr(self, name)
             if value is not None and value < 0:

@@ -80,7 +80,7 @@ def resolve_prediction(src: DatasetReader, pred_path: str | Path, class_name: st
     if class_name is None:
         foreground = [c for c in table.classes if c.name != "background"] if table else []
         if table and len(foreground) != 1:
-            raise ConfigError(f"{src.name} has classes {table.names}; pass --class with one of them")
+            raise ConfigError(f"{src.name} has classes {table.names}; pass `class_name` with one of them")
         return Prediction("classes", foreground[0].name if foreground else "foreground",
                           foreground[0].value if foreground else None)
     if table and class_name in table.names:
@@ -88,8 +88,8 @@ def resolve_prediction(src: DatasetReader, pred_path: str | Path, class_name: st
     if class_name.isdigit():
         names_by_value = {c.value: c.name for c in table.classes} if table else {}
         return Prediction("classes", names_by_value.get(int(class_name), class_name), int(class_name))
-    names = table.names if table else "none stored (pass the class value, e.g. --class 1)"
-    raise ConfigError(f"--class {class_name!r} is not a class of {src.name}; its classes: {names}")
+    names = table.names if table else "none stored (pass the class value as `class_name`, e.g. 1)"
+    raise ConfigError(f"`class_name` {class_name!r} is not a class of {src.name}; its classes: {names}")
 
 
 def _vector_class(features: Features, class_name: str | None, path: str | Path) -> tuple[str, np.ndarray]:
@@ -102,11 +102,12 @@ def _vector_class(features: Features, class_name: str | None, path: str | Path) 
     if class_name is None:
         distinct = sorted(set(classes) - {"background"})
         if len(distinct) != 1:
-            raise ConfigError(f"{path} holds polygons of classes {distinct}; pass --class with one of them")
+            raise ConfigError(f"{path} holds polygons of classes {distinct}; pass `class_name` with one of them")
         class_name = distinct[0]
     keep = np.array([class_name in (c, v) for c, v in zip(classes, values, strict=True)], dtype=bool)
     if not keep.any():
-        raise ConfigError(f"--class {class_name!r} matches no polygon of {path}; its classes: {sorted(set(classes))}")
+        raise ConfigError(f"`class_name` {class_name!r} matches no polygon of {path}; its classes: "
+                          f"{sorted(set(classes))}")
     return class_name, keep
 
 
@@ -123,7 +124,7 @@ def _probability(src: DatasetReader, table: ClassTable | None, class_name: str |
         return Prediction("probability", class_name, names.index(class_name))
     if class_name and class_name.isdigit() and 1 <= int(class_name) <= src.count:
         return Prediction("probability", names[int(class_name) - 1] or class_name, int(class_name) - 1)
-    raise ConfigError(f"--class {class_name!r} does not name one of the {src.count} probability bands of "
+    raise ConfigError(f"`class_name` {class_name!r} does not name one of the {src.count} probability bands of "
                       f"{src.name} ({names}); pass a band name or a 1-based band number")
 
 

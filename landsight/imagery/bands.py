@@ -55,10 +55,10 @@ def parse_band_indexes(text: str | None) -> list[int] | None:
     try:
         indexes = [int(part) for part in text.split(",")]
     except ValueError as exc:
-        raise RasterError(f"--bands {text!r} is not a comma-separated list of 1-based band numbers, "
+        raise RasterError(f"`bands` {text!r} is not a comma-separated list of 1-based band numbers, "
                           "e.g. 1,2,3") from exc
     if any(i < 1 for i in indexes):
-        raise RasterError(f"--bands {text!r}: band numbers start at 1")
+        raise RasterError(f"`bands` {text!r}: band numbers start at 1")
     return indexes
 
 
@@ -80,14 +80,14 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
     if not indexes and expected.source_count and src.count != expected.source_count:
         raise RasterError(
             f"the model was trained on bands {list(expected.names)} of a {expected.source_count}-band image but "
-            f"{src.name} has {src.count} band(s); pass --bands with {expected.count} band numbers of this image in "
+            f"{src.name} has {src.count} band(s); pass `bands` with {expected.count} band numbers of this image in "
             "the model's order"
         )
     spec = band_spec_for(src, indexes or (expected.indexes if max(expected.indexes) <= src.count else None))
     if spec.count != expected.count:
         raise RasterError(
             f"the model reads {expected.count} band(s) {list(expected.names)} but {src.name} gives {spec.count} "
-            f"{list(spec.names)}; pass --bands with {expected.count} band numbers of this image in the model's order"
+            f"{list(spec.names)}; pass `bands` with {expected.count} band numbers of this image in the model's order"
         )
     named = [(a, b) for a, b in zip(expected.names, spec.names, strict=True)
              if not _DEFAULT_NAME.match(a) and not _DEFAULT_NAME.match(b)]
@@ -95,7 +95,7 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
     if wrong:
         raise RasterError(
             f"band names of {src.name} {list(spec.names)} do not match the model's {list(expected.names)}; "
-            "pass --bands to pick the image bands in the model's order"
+            "pass `bands` to pick the image bands in the model's order"
         )
     return spec
 
@@ -154,7 +154,7 @@ def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window
     empty = [name for name, count in zip(spec.names, n, strict=True) if count == 0]
     if empty:
         raise RasterError(f"band(s) {empty} of {', '.join(names)} have no valid pixel to compute statistics from (all "
-                          "nodata, NaN or Inf); check the image's nodata value or leave the band(s) out with --bands")
+                          "nodata, NaN or Inf); check the image's nodata value or leave the band(s) out with `bands`")
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
@@ -169,5 +169,5 @@ def checked_normalization(normalization: Normalization, names: Sequence[str]) ->
     if bad:
         raise RasterError(f"the statistics of band(s) {bad} are not finite (mean {list(normalization.mean)}, std "
                           f"{list(normalization.std)}): values too large or undeclared fill values; declare the "
-                          "image's nodata value or leave the band(s) out with --bands")
+                          "image's nodata value or leave the band(s) out with `bands`")
     return normalization

@@ -47,5 +47,5 @@ class FillValueCheck:
                         f"band {name!r} of {source}: {100 * share:.1f} % of the pixels are {value:g}, far outside "
                         f"its other values ({self.low[band]:g} to {self.high[band]:g}); this looks like a nodata "
                         f"value the file does not declare, and it will be used as a measurement. Declare it (e.g. "
-                        f"`rio edit-info --nodata {value:g} FILE` on a copy) or leave the band out with --bands")
+                        f"`rio edit-info --nodata {value:g} FILE` on a copy) or leave the band out with `bands`")
         return found

@@ -37,7 +37,7 @@ def fit_normalization(images: np.ndarray, names: Sequence[str] | None = None) ->
     empty = [name for name, m in zip(names, mean, strict=True) if np.isnan(m)]
     if empty:
         raise ConfigError(f"band(s) {empty} have no valid pixel in the training chips (all nodata, NaN or Inf); "
-                          "check the nodata value or leave the band(s) out with --bands")
+                          "check the nodata value or leave the band(s) out with `bands`")
     std = np.where(std > 1e-6, std, 1.0)
     return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())), names)
 
@@ -96,6 +96,6 @@ class InputStats:
         worst = np.abs(z).max(axis=0)
         bands = [f"{name} (|z| up to {worst[i]:.0f})" for i, name in enumerate(band_names) if far[:, i].any()]
         fix = ("the model normalizes per image, so check the band order" if mode == "per-image" else
-               "check the band order and units (DN vs reflectance), or retrain with --normalization per-image")
+               "check the band order and units (DN vs reflectance), or retrain with `normalization` per-image")
         return (f"{int(far.any(axis=1).sum())} of {len(images)} input(s) lie far outside the training data in "
                 f"band(s) {', '.join(bands)}: predictions may be unreliable; {fix}")

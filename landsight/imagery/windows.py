@@ -96,7 +96,7 @@ def blocked_split(width: int, height: int, chip: int, val_fraction: float, seed:
     col0, row0, col1, row1 = region
     if chip > col1 - col0 or chip > row1 - row0:
         raise ConfigError(f"chip size {chip} px is larger than the training area ({col1 - col0} x {row1 - row0} px); "
-                          f"pass --chip-size {max(32, min(col1 - col0, row1 - row0) // 32 * 32)} or smaller")
+                          f"pass `chip_size` {max(32, min(col1 - col0, row1 - row0) // 32 * 32)} or smaller")
     per_row = (col1 - col0) // chip
     n_blocks = per_row * ((row1 - row0) // chip)
     order = list(range(n_blocks))  # block numbers, row-major: shuffled exactly as the blocks themselves would be
@@ -139,8 +139,8 @@ def count_train_positions(split: Split) -> int:
 def sample_train_windows(positions: Sequence[Box], n: int, rng: random.Random) -> list[Window]:
     """`n` training windows drawn at random from `positions`."""
     if not positions:
-        raise ConfigError("no training chip fits outside the validation blocks; use a smaller --chip-size or "
-                          "--val-fraction 0")
+        raise ConfigError("no training chip fits outside the validation blocks; use a smaller `chip_size` or "
+                          "`val_fraction` 0")
     return [Window(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in rng.choices(positions, k=n)]
 
 

@@ -55,7 +55,7 @@ def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, tab
     Returns pixel counts per class name (and "ignore").
     """
     if background and 0 not in table.values:
-        raise LabelError("--background needs a class with value 0 in the class table; add one named 'background'")
+        raise LabelError("`background=True` needs a class with value 0 in the class table; add one named 'background'")
     check_readable(image)
     with open_raster(image) as src:
         features = read_features(labels, src.crs)

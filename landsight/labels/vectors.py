@@ -98,7 +98,7 @@ def class_values(features: Features, table: ClassTable, field: str | None) -> np
     if field is None:
         foreground = [c for c in table.classes if c.name != "background"]
         if len(foreground) != 1:
-            raise LabelError(f"the class table has {len(foreground)} classes; pass --class-field to say which "
+            raise LabelError(f"the class table has {len(foreground)} classes; pass `class_field` to say which "
                              "feature property names each feature's class")
         return np.full(len(features), foreground[0].value, dtype=np.uint8)
     raw = features.field(field)

@@ -12,7 +12,7 @@ from landsight.errors import CheckpointError
 from landsight.outputs import atomic_path
 from landsight.torch_utils import load_plain, nonfinite_tensors
 
-RESUME_FIX = "delete it or pass --restart to start over"
+RESUME_FIX = "delete it or pass `restart=True` to start over"
 
 
 class SafeCheckpointIO(CheckpointIO):

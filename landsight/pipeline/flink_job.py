@@ -1,4 +1,4 @@
-"""The PyFlink DataStream job behind `--engine flink` (runs in the Flink environment; see `landsight.pipeline.flink`).
+"""The PyFlink DataStream job behind the Flink engine (runs in the Flink environment; see `landsight.pipeline.flink`).
 
     images -> flat_map(plan) -> flat_map(read, gate, segment) -> key_by(raster) -> reduce(collect) -> flat_map(write)
 

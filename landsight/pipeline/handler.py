@@ -21,7 +21,7 @@ class LandsightModelHandler(ModelHandler[ChunkData, ChunkResult, Predictor]):
         model_path: segmentation MODEL file (`landsight train` output).
         device: "cpu", "cuda" or "auto".
         out_dir: the job's output folder, where window probabilities are spilled until stitching.
-        max_batch_chunks: most chunks per Beam batch (each chunk already holds up to `--batch-size` windows).
+        max_batch_chunks: most chunks per Beam batch (each chunk already holds up to `batch_size` windows).
     """
 
     def __init__(self, model_path: str, device: str, out_dir: str, max_batch_chunks: int = 4) -> None:

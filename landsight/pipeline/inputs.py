@@ -36,12 +36,12 @@ def expand_inputs(inputs: str | Sequence[str]) -> list[str]:
         elif glob.has_magic(item):
             matches = sorted(glob.glob(item))
             if not matches:
-                raise ConfigError(f"--input {item!r} matches no file; check the pattern")
+                raise ConfigError(f"`inputs` {item!r} matches no file; check the pattern")
             found += [str(Path(m).resolve()) for m in matches]
         else:
             found.append(str(Path(item).resolve()))
     if not found:
-        raise ConfigError(f"--input {inputs!r} names no raster; pass paths, a glob or a directory")
+        raise ConfigError(f"`inputs` {inputs!r} names no raster; pass paths, a glob or a directory")
     return list(dict.fromkeys(found))
 
 
@@ -49,6 +49,6 @@ def watch_pattern(inputs: str | Sequence[str]) -> str:
     """The glob to watch in streaming mode: a pattern as given, or DIR/*.tif for a directory."""
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     if len(items) != 1:
-        raise ConfigError("--streaming watches one directory or pattern; pass a single --input")
+        raise ConfigError("`streaming=True` watches one directory or pattern; pass a single one as `inputs`")
     item = items[0]
     return os.path.join(item, "*.tif") if Path(item).is_dir() else item

@@ -28,7 +28,7 @@ def pipeline_options(runner: str, beam_args: Sequence[str] = (), streaming: bool
 
 
 def _gate_setup(config: JobConfig, gate: Gate | None) -> tuple[Gate | None, Any, str | None]:
-    """(gate to ship, gate bands, gate identity); a gate from --cloud-model is loaded here for its bands only."""
+    """(gate to ship, gate bands, gate identity); a gate from `cloud_model` is loaded here for its bands only."""
     loaded = gate if gate is not None else stages.load_gate(config)
     if loaded is None:
         return None, None, None

@@ -192,7 +192,7 @@ def check_unique_keys(images: Sequence[str]) -> None:
         other = seen.setdefault(raster_key(image).casefold(), image)
         if other != image:
             raise ConfigError(f"inputs {other} and {image} would both write {raster_key(image)}.* in the output "
-                              "folder; rename one, or run them into separate --out-dir folders")
+                              "folder; rename one, or run them into separate output folders (`out_dir`)")
 
 
 def outputs_for(out_dir: str | Path, key: str, polygon_suffix: str = "geojsonl") -> RasterOutputs:
@@ -276,8 +276,8 @@ def load_gate(config: JobConfig) -> Gate | None:
     try:
         from landsight.classify.gate import CloudGate
     except ImportError as exc:
-        raise MissingExtraError("--cloud-model needs landsight.classify.gate (the cloud classifier); this landsight "
-                                "has none: update landsight or run without --cloud-model") from exc
+        raise MissingExtraError("`cloud_model` needs landsight.classify.gate (the cloud classifier); this landsight "
+                                "has none: update landsight or run without `cloud_model`") from exc
     gate: Gate = CloudGate.load(config.cloud_model, device=config.device)
     return gate
 

@@ -110,15 +110,15 @@ def _multiple_of_32(n: int) -> int:
 def check_window(window: int, overlap: int) -> None:
     """Refuse a window that is not a positive multiple of 32 px or an overlap of half a window or more."""
     if window % 32 or window < 32:
-        raise ConfigError(f"--window {window} must be a positive multiple of 32 px")
+        raise ConfigError(f"`window` {window} must be a positive multiple of 32 px")
     if not 0 <= overlap <= window // 2:
-        raise ConfigError(f"--overlap {overlap} must be >= 0 and at most half the window ({window} px)")
+        raise ConfigError(f"`overlap` {overlap} must be >= 0 and at most half the window ({window} px)")
 
 
 def plan_chunks(rows: Sequence[Sequence[Window]], batch_size: int) -> tuple[Chunk, ...]:
     """Chunks of at most `batch_size` windows that never span two window rows, in row-major order."""
     if batch_size < 1:
-        raise ConfigError(f"--batch-size {batch_size} must be at least 1")
+        raise ConfigError(f"`batch_size` {batch_size} must be at least 1")
     chunks: list[Chunk] = []
     for r, row in enumerate(rows):
         for start in range(0, len(row), batch_size):

@@ -86,6 +86,6 @@ def report_page(title: str, intro: str, sections: Sequence[Section], links: dict
 
 
 def write_page(path: str | Path, title: str, intro: str, sections: Sequence[Section]) -> None:
-    """Write the page atomically (replacing an older one: callers check --overwrite for the whole run)."""
+    """Write the page atomically (replacing an older one: callers check `overwrite` for the whole run)."""
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(render_page(title, intro, sections), encoding="utf-8")

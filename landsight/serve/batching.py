@@ -48,7 +48,7 @@ class DynamicBatcher:
         """The model's output for one input array (without the batch axis); Overloaded when the queue is full."""
         if len(self._waiting) >= self.settings.max_queue:
             raise Overloaded(f"the inference queue is full ({self.settings.max_queue} windows waiting); retry later "
-                             "or start the server with a larger --max-queue")
+                             "or start the server with a larger `max_queue`")
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run())
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()

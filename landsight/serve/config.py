@@ -56,19 +56,19 @@ class ServeConfig:
     def __post_init__(self) -> None:
         check_window(self.window, self.overlap)
         if self.backend not in ("torch", "onnx"):
-            raise ConfigError(f"--backend {self.backend!r}: use torch or onnx")
+            raise ConfigError(f"`backend` {self.backend!r}: use torch or onnx")
         if not self.models:
             raise ConfigError("no model to serve; pass at least one MODEL file")
-        for value, flag in ((self.batching.max_batch, "--max-batch"), (self.batching.max_queue, "--max-queue"),
-                            (self.limits.max_pixels, "--max-pixels"), (self.limits.max_bands, "--max-bands"),
-                            (self.limits.max_body_bytes, "--max-body-mb"),
-                            (self.limits.max_requests, "--max-requests")):
+        for value, flag in ((self.batching.max_batch, "`max_batch`"), (self.batching.max_queue, "`max_queue`"),
+                            (self.limits.max_pixels, "`max_pixels`"), (self.limits.max_bands, "`max_bands`"),
+                            (self.limits.max_body_bytes, "`max_body_bytes`"),
+                            (self.limits.max_requests, "`max_requests`")):
             if value < 1:
                 raise ConfigError(f"{flag} {value} must be at least 1")
         if self.batching.max_wait_ms < 0 or self.limits.timeout_s <= 0:
-            raise ConfigError("--max-wait-ms must be >= 0 and --timeout positive")
+            raise ConfigError("`max_wait_ms` must be >= 0 and `timeout_s` positive")
         if self.tile_cache < 0:
-            raise ConfigError(f"--tile-cache {self.tile_cache} must be >= 0")
+            raise ConfigError(f"`tile_cache` {self.tile_cache} must be >= 0")
 
     def to_json(self) -> str:
         """JSON form, e.g. to hand the settings to uvicorn worker processes."""
@@ -101,13 +101,13 @@ def model_names(paths: Sequence[str]) -> dict[str, str]:
 
 
 def parse_sources(items: Sequence[str]) -> dict[str, str]:
-    """`--source NAME=RASTER` values as {name: path}."""
+    """NAME=RASTER texts (the server's image sources) as {name: path}."""
     sources: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not path:
-            raise ConfigError(f"--source {item!r}: use NAME=RASTER, e.g. --source city=city.tif")
+            raise ConfigError(f"`sources` {item!r}: use NAME=RASTER, e.g. city=city.tif")
         if check_name(name, "source") in sources:
-            raise ConfigError(f"--source {name!r} is given twice")
+            raise ConfigError(f"`sources` {name!r} is given twice")
         sources[name] = path
     return sources

@@ -82,7 +82,7 @@ def check_bands(expected: BandSpec, src: DatasetReader) -> BandSpec:
     try:
         return check_bands_match(expected, src)
     except RasterError as exc:
-        message = re.sub(r"pass --bands with (\d+) band numbers of this image in the model's order",
+        message = re.sub(r"pass `bands` with (\d+) band numbers of this image in the model's order",
                          r"send an image with the model's \1 band(s), in its order", _strip_name(str(exc), src.name))
         raise Unprocessable(message) from exc
 

@@ -50,7 +50,7 @@ def load_model(name: str, path: str | Path, backend: str = "torch", device: str 
     """Load a MODEL file (torch backend) or a `landsight export` ONNX file (onnx backend)."""
     if (Path(path).suffix.lower() == ".onnx") != (backend == "onnx"):
         runs = "ONNX exports (.onnx)" if backend == "onnx" else "MODEL files"
-        raise CheckpointError(f"--backend {backend} runs {runs}, not {path}; pass the matching file or backend")
+        raise CheckpointError(f"`backend` {backend} runs {runs}, not {path}; pass the matching file or backend")
     model_file, forward = load_backend(path, device)
     if model_file.task == "classification":
         classifier = Classifier(model_file, device, backend=forward)

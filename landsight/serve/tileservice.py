@@ -53,7 +53,7 @@ class TileService:
     def source(self, name: str | None) -> TileSource:
         """The configured source `name`, or NotFound listing the configured ones."""
         if name not in self.sources:
-            known = ", ".join(sorted(self.sources)) or "none: start the server with --source NAME=RASTER"
+            known = ", ".join(sorted(self.sources)) or "none: start the server with an image source NAME=RASTER"
             raise NotFound(f"unknown source {name!r}; configured sources: {known}")
         return self.sources[str(name)]
 

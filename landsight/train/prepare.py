@@ -116,7 +116,7 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
             this_spec = band_spec_for(src, band_indexes)
             if spec is not None and this_spec.count != spec.count:
                 raise RasterError(f"{image} gives {this_spec.count} bands but {pairs[0][0]} gives {spec.count}; "
-                                  "every training image needs the same bands (use --bands)")
+                                  "every training image needs the same bands (use `bands`)")
             spec = spec or this_spec
             region = pixel_region(bounds, src)
             split = blocked_split(src.width, src.height, config.chip_size, config.val_fraction, config.seed + i, region)

@@ -140,7 +140,7 @@ def _train_member(k: int, data: TrainingData, config: TrainConfig, device: torch
 
 def _load_member(path: Path, key: str) -> FitResult | None:
     """A member finished by an earlier run of the same training (None when `path` belongs to other settings)."""
-    fix = "delete it or pass --restart to train every member again"
+    fix = "delete it or pass `restart=True` to train every member again"
     saved = load_plain(path, "finished ensemble member of landsight train", fix)
     if not isinstance(saved, dict) or saved.get("run_key") != key:
         return None

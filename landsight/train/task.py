@@ -27,7 +27,7 @@ from landsight.train.prepare import TrainingData
 
 log = logging.getLogger(__name__)
 
-DIVERGED_FIX = "lower --lr (or fix the input) and rerun with --restart"
+DIVERGED_FIX = "lower `lr` (or fix the input) and rerun with `restart=True`"
 
 
 def run_key(config: TrainConfig, data: TrainingData) -> str:

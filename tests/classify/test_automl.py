@@ -51,7 +51,7 @@ def test_a_tight_budget_plans_fewer_backbones_and_ends(fake):
 
 
 def test_too_small_a_budget_names_a_sufficient_one(fake):
-    with pytest.raises(ConfigError, match=r"too small to train anything.*pass --budget \d+s"):
+    with pytest.raises(ConfigError, match=r"too small to train anything.*pass `budget` \d+s"):
         search(DATA, SearchSettings(4.0, tuple(COSTS)), torch.device("cpu"), deadline=2.0)
 
 

@@ -92,7 +92,7 @@ def test_split_notes_a_class_with_few_test_chips():
     for name, n in zip(sparse.classes, n_test, strict=True):
         flagged = [note for note in split.notes if note.startswith(f"class {name!r} has only {int(n)} test chip")]
         assert len(flagged) == (n < 10), (name, n, split.notes)
-    assert "--stride" in " ".join(split.notes)
+    assert "`stride`" in " ".join(split.notes)
 
 
 def test_normalization_modes_and_the_outlier_warning(cloud_chips):
