@@ -30,7 +30,7 @@ from landsight.torch_utils import load_plain, nonfinite_tensors
 
 log = logging.getLogger(__name__)
 
-FIX = "delete it or pass --restart to start over"
+FIX = "delete it or pass `restart=True` to start over"
 
 
 def run_key(chips: ChipSet, settings: dict[str, Any]) -> str:
