@@ -14,6 +14,9 @@ from landsight.imagery.io import open_raster
 from landsight.labels.classes import ClassTable
 from landsight.labels.vectors import read_features, table_from_field
 
+MODEL_CHOICES = ("auto", "network", "baseline")
+"""What `train` keeps: the better of the network and the pixel baseline on validation, the network, or the baseline."""
+
 LossName = Literal["ce", "dice", "lovasz", "ce+dice", "ce+lovasz"]
 
 
@@ -51,12 +54,15 @@ class TrainConfig:
     ensemble: int = 1
     devices: int = 1
     precision: str = "auto"
+    model: str = "auto"
 
     def __post_init__(self) -> None:
         if self.chip_size % 32 or self.chip_size < 32:
             raise ConfigError(f"chip_size {self.chip_size} must be a positive multiple of 32 (U-Net downsamples 5x)")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction {self.val_fraction} must be in [0, 1)")
+        if self.model not in MODEL_CHOICES:
+            raise ConfigError(f"model {self.model!r}: choose from {list(MODEL_CHOICES)}")
         if self.precision not in ("auto", "32", "bf16"):
             raise ConfigError(f"precision {self.precision!r}: choose from auto, 32 or bf16")
         for name in ("epochs", "batch_size", "chips_per_epoch", "patience", "ensemble", "devices"):

@@ -37,7 +37,9 @@ def info(model: str, as_json: bool) -> None:
     if metrics.get("mean_iou") is not None:
         click.echo(f"validation   mIoU {metrics['mean_iou']}, " + ", ".join(
             f"{name} IoU {s['iou']}" for name, s in metrics.get("per_class", {}).items()))
-    elif metrics:
+    if "baseline" in training:
+        click.echo(f"baseline     {training['baseline']['verdict']}")
+    elif metrics and metrics.get("mean_iou") is None:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
         click.echo("metrics      " + ", ".join(f"{k} {v:.4g}" for k, v in scalars.items()))
     click.echo(f"created      {meta['created']} with landsight {meta['landsight_version']}")

@@ -9,7 +9,7 @@ import click
 
 from landsight.cli import options
 from landsight.cli.remote import image_path, stac_options
-from landsight.config import class_table_for, load_dataset_config, load_train_config
+from landsight.config import MODEL_CHOICES, class_table_for, load_dataset_config, load_train_config
 from landsight.errors import ConfigError
 from landsight.imagery.bands import parse_band_indexes
 
@@ -54,6 +54,10 @@ def _class_weights(ctx: click.Context, param: click.Parameter,
 @click.option("--class-weights", default=None, callback=_class_weights,
               help="Cross-entropy weight per class, comma-separated, or auto: the square root of inverse class "
                    "frequency in the training pixels (the policy `dataset check` reports).")
+@click.option("--model", type=click.Choice(MODEL_CHOICES), default=None,
+              help="What the MODEL file holds: auto = the better on validation of the network and a pixel baseline "
+                   "(a random forest on each pixel's bands and local means, fitted on the same pixels), network, "
+                   "or baseline (fast; no network trained) [auto].")
 @click.option("--val-fraction", type=options.FiniteFloatRange(0, 1, max_open=True), default=None,
               help="Share of blocks held out for validation [0.2].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
@@ -115,5 +119,8 @@ def _train(image: str | None, labels: str | None, output: str, class_field: str 
         click.echo(f"{name:>16}: IoU {s['iou'] if s['iou'] is not None else float('nan'):.3f}  "
                    f"F1 {s['f1'] if s['f1'] is not None else float('nan'):.3f}")
     members = f"{model.members} members, " if model.members > 1 else ""
-    click.echo(f"validation mIoU {model.metrics.get('mean_iou')} ({members}best epoch "
-               f"{model.training['best_epoch']}); wrote {output} (sha256 {model.sha256[:12]})")
+    chosen = "pixel baseline" if model.training["best_epoch"] is None else f"best epoch {model.training['best_epoch']}"
+    click.echo(f"validation mIoU {model.metrics.get('mean_iou')} ({members}{chosen}); wrote {output} "
+               f"(sha256 {model.sha256[:12]})")
+    if "baseline" in model.training:
+        click.echo(model.training["baseline"]["verdict"])

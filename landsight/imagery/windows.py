@@ -67,6 +67,12 @@ Box = tuple[int, int, int, int]
 """A pixel rectangle (col0, row0, col1, row1), end-exclusive."""
 
 
+def box_window(box: Box) -> Window:
+    """The rasterio window of a pixel box."""
+    col0, row0, col1, row1 = box
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Split:
     """A spatially blocked split of one raster: validation chips on a grid inside `val_boxes`; training chips are
@@ -76,6 +82,14 @@ class Split:
     val_boxes: tuple[Box, ...]
     val: tuple[Window, ...]
     chip: int
+
+    def outside_validation(self, window: Window) -> np.ndarray:
+        """(height, width) bool of the pixels of `window` that lie in no validation box."""
+        col, row = int(window.col_off), int(window.row_off)
+        keep = np.ones((int(window.height), int(window.width)), dtype=bool)
+        for col0, row0, col1, row1 in self.val_boxes:
+            keep[max(0, row0 - row):max(0, row1 - row), max(0, col0 - col):max(0, col1 - col)] = False
+        return keep
 
     def summary(self) -> str:
         """One line for logs: region, number of validation blocks and chips."""
@@ -141,7 +155,7 @@ def sample_train_windows(positions: Sequence[Box], n: int, rng: random.Random) -
     if not positions:
         raise ConfigError("no training chip fits outside the validation blocks; use a smaller `chip_size` or "
                           "`val_fraction` 0")
-    return [Window(b[0], b[1], b[2] - b[0], b[3] - b[1]) for b in rng.choices(positions, k=n)]
+    return [box_window(b) for b in rng.choices(positions, k=n)]
 
 
 def block_windows(region: Window, size: int) -> Iterator[Window]:

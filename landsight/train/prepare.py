@@ -20,7 +20,15 @@ from landsight.data.datasets import RasterPair
 from landsight.errors import ConfigError, LabelError, RasterError
 from landsight.imagery.bands import BandSpec, Normalization, band_spec_for, compute_normalization
 from landsight.imagery.io import check_readable, open_raster
-from landsight.imagery.windows import Box, Split, blocked_split, sliding_windows, train_positions
+from landsight.imagery.windows import (
+    Box,
+    Split,
+    block_windows,
+    blocked_split,
+    box_window,
+    sliding_windows,
+    train_positions,
+)
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import rasterize_labels
 from landsight.outputs import output_folder
@@ -53,16 +61,9 @@ class TrainingData:
         counts = np.zeros(len(self.classes), dtype=np.int64)
         for pair, split in zip(self.pairs, self.splits, strict=True):
             with open_raster(pair.mask) as src:
-                col0, row0, col1, row1 = split.region
-                for window in sliding_windows(col1 - col0, row1 - row0, 512):
-                    left, top = int(window.col_off) + col0, int(window.row_off) + row0
-                    channels = lut[src.read(1, window=Window(left, top, window.width, window.height))]
-                    training = np.ones(channels.shape, dtype=bool)
-                    for box_col0, box_row0, box_col1, box_row1 in split.val_boxes:
-                        rows = slice(max(0, box_row0 - top), max(0, box_row1 - top))
-                        training[rows, max(0, box_col0 - left):max(0, box_col1 - left)] = False
-                    labelled = channels[training & (channels != IGNORE_VALUE)]
-                    counts += np.bincount(labelled, minlength=len(counts))[:len(counts)]
+                for window in block_windows(box_window(split.region), 512):
+                    channels = lut[src.read(1, window=window)][split.outside_validation(window)]
+                    counts += np.bincount(channels[channels != IGNORE_VALUE], minlength=256)[:len(counts)]
         return counts.tolist()
 
     def sizes(self) -> tuple[int, int]:

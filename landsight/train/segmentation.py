@@ -15,11 +15,13 @@ from landsight.config import TrainConfig
 from landsight.errors import CheckpointError, LandsightError
 from landsight.labels.classes import ClassTable
 from landsight.learn.fit import FitResult, FitSettings, evaluate, fit
+from landsight.learn.history import write_csv
 from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
-from landsight.models.registry import create_model
+from landsight.models.registry import PIXEL_FOREST, create_model
 from landsight.outputs import atomic_path, check_output
 from landsight.torch_utils import load_plain, nonfinite_tensors, resolve_device
+from landsight.train.baseline import DESCRIPTION, fit_pixel_forest
 from landsight.train.prepare import TrainingData, prepare_training_data
 from landsight.train.task import SegmentationTask, loss_weights, run_key
 
@@ -35,6 +37,10 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
 
     With `config.ensemble` N > 1, N members are trained alike from seeds seed .. seed + N - 1 (each with its share
     of `max_minutes`) and saved as one `Ensemble`; finished members survive an interruption.
+
+    With validation chips, the pixel baseline (`landsight.train.baseline`) is fitted on the same training pixels and
+    scored on the same chips; `config.model` "auto" saves it instead of the network when its validation mIoU is
+    higher, "network" never, "baseline" trains only it.
     """
     output = check_output(output, overwrite)
     _check_side_outputs(output, config.ensemble, overwrite)
@@ -48,25 +54,27 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     n_train, n_val = data.sizes()
     log.info("blocked split: %d training chip positions, %d validation chips of %d px", n_train, n_val,
              config.chip_size)
+    torch_device = resolve_device(device)
+    if config.model == "baseline":
+        model_file = _baseline_model(data, config, torch_device, table, n_train, n_val, bounds, background, field)
+        model_file.save(output, overwrite)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return model_file
     share = max_minutes / config.ensemble if max_minutes is not None else None
     try:
-        members = [_train_member(k, data, config, resolve_device(device), output, work_dir, restart, share)
+        members = [_train_member(k, data, config, torch_device, output, work_dir, restart, share)
                    for k in range(config.ensemble)]
     except LandsightError:  # a refused resume state or member file, or diverged training
         _discard(work_dir, resuming)
         raise
-    training: dict[str, Any] = {"config": dataclasses.asdict(config), "class_weights": loss_weights(config, data),
-                                "data_sha256": data.fingerprint(),
-                                "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
-                                "best_epoch": members[0].best_epoch, "epochs_run": len(members[0].history),
-                                "bounds": list(bounds) if bounds else None, "background": background,
-                                "class_field": field}
+    training = _training_info(config, data, n_train, n_val, bounds, background, field)
+    training.update(best_epoch=members[0].best_epoch, epochs_run=len(members[0].history))
     if config.ensemble == 1:
         state, metrics = members[0].state_dict, members[0].metrics
     else:
         ensemble = Ensemble([_network(config, data, m.state_dict) for m in members])
         state = ensemble.state_dict()
-        metrics = evaluate(ensemble, SegmentationTask(data, config), resolve_device(device))
+        metrics = evaluate(ensemble, SegmentationTask(data, config), torch_device)
         training["members"] = [{"seed": config.seed + k, "best_epoch": m.best_epoch, "epochs_run": len(m.history),
                                 "metrics": m.metrics} for k, m in enumerate(members)]
     model_file = ModelFile(
@@ -74,9 +82,77 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
         classes=table, chip_size=config.chip_size, state_dict=state, training=training, metrics=metrics,
         members=config.ensemble,
     )
+    if n_val:
+        baseline = _baseline_model(data, config, torch_device, table, n_train, n_val, bounds, background, field)
+        kept = "baseline" if config.model == "auto" and _better(baseline.metrics, metrics) else "network"
+        verdict = _verdict(metrics, baseline.metrics, kept, config.model)
+        log.info("%s", verdict)
+        training["baseline"] = {"description": DESCRIPTION, "metrics": _brief(baseline.metrics), "kept": kept,
+                                "verdict": verdict}
+        if config.ensemble == 1:
+            _, prefix = _member_paths(output, 0, True)
+            write_csv([*members[0].history, _baseline_row(members[0].history, baseline.metrics)],
+                      prefix.with_name(prefix.name + "-metrics.csv"))
+        if kept == "baseline":
+            baseline.training.update(network={"arch": config.arch, "encoder": config.encoder,
+                                              "metrics": _brief(metrics)}, baseline=training["baseline"])
+            model_file = baseline
     model_file.save(output, overwrite)
     shutil.rmtree(work_dir, ignore_errors=True)
     return model_file
+
+
+def _training_info(config: TrainConfig, data: TrainingData, n_train: int, n_val: int,
+                   bounds: tuple[float, float, float, float] | None, background: bool,
+                   field: str | None) -> dict[str, Any]:
+    """The model file's record of how it was trained (data, settings, split)."""
+    return {"config": dataclasses.asdict(config), "class_weights": loss_weights(config, data),
+            "data_sha256": data.fingerprint(), "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
+            "best_epoch": None, "epochs_run": 0, "bounds": list(bounds) if bounds else None,
+            "background": background, "class_field": field}
+
+
+def _baseline_model(data: TrainingData, config: TrainConfig, device: torch.device, table: ClassTable, n_train: int,
+                    n_val: int, bounds: tuple[float, float, float, float] | None, background: bool,
+                    field: str | None) -> ModelFile:
+    """The pixel baseline fitted on the training pixels and scored on the validation chips, as a MODEL file."""
+    forest = fit_pixel_forest(data, config.chip_size, config.seed)
+    metrics = evaluate(forest, SegmentationTask(data, config), device) if n_val else {}
+    training = _training_info(config, data, n_train, n_val, bounds, background, field)
+    return ModelFile(arch=PIXEL_FOREST, encoder="random-forest", bands=data.bands, normalization=data.normalization,
+                     classes=table, chip_size=config.chip_size, state_dict=forest.state_dict(), training=training,
+                     metrics=metrics)
+
+
+def _better(baseline: dict[str, Any], network: dict[str, Any]) -> bool:
+    """True when the baseline's validation mIoU beats the network's."""
+    return (baseline.get("mean_iou") or 0.0) > (network.get("mean_iou") or 0.0)
+
+
+def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
+    """mIoU, accuracy and per-class IoU of a validation summary."""
+    return {"mean_iou": metrics.get("mean_iou"), "accuracy": metrics.get("accuracy"),
+            "iou": {name: s["iou"] for name, s in metrics.get("per_class", {}).items()}}
+
+
+def _verdict(network: dict[str, Any], baseline: dict[str, Any], kept: str, choice: str) -> str:
+    """One line: both validation mIoUs and which model the file holds."""
+    def score(metrics: dict[str, Any]) -> str:
+        return "n/a" if metrics.get("mean_iou") is None else f"{metrics['mean_iou']:.3f}"
+
+    line = (f"validation mIoU: network {score(network)}, pixel baseline {score(baseline)} ({DESCRIPTION}); "
+            f"the model file holds the {kept}")
+    if choice == "network" and _better(baseline, network):
+        line += ": the pixel baseline is better on validation (`model` auto would keep it)"
+    return line
+
+
+def _baseline_row(history: list[dict[str, Any]], metrics: dict[str, Any]) -> dict[str, Any]:
+    """The baseline as a last row of the metrics CSV (epoch "baseline"), in the history's columns."""
+    row: dict[str, Any] = dict.fromkeys(history[0]) if history else {}
+    row.update(epoch="baseline", val_miou=metrics.get("mean_iou"))
+    row.update({f"val_iou_{name}": s["iou"] for name, s in metrics.get("per_class", {}).items()})
+    return row
 
 
 def _member_paths(output: Path, k: int, single: bool) -> tuple[Path, Path]:
