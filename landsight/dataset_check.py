@@ -106,7 +106,7 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
             image_size=(src.width, src.height), nodata_fraction=round(1 - valid / total, 6),
             labels=str(labels), labels_crs=_labels_crs(labels), features=len(features),
             label_area_inside=inside, bbox_coverage=bbox_cov, label_coverage=cov, class_pixels=pixels,
-            class_weights=dict(zip(pixels, class_weights(list(pixels.values())), strict=True)),
+            class_weights=dict(zip(pixels, _weights(pixels), strict=True)),
             ignored_pixels=int(counts[IGNORE_VALUE]), chip_size=chip_size, val_fraction=val_fraction,
             val_chips=len(split.val), train_chips=n_blocks - len(split.val),
             train_positions=count_train_positions(split),
@@ -115,6 +115,11 @@ def check_dataset(image: str | Path, labels: str | Path, table: ClassTable, fiel
     for warning in report.warnings:
         log.warning(warning)
     return report
+
+
+def _weights(pixels: dict[str, int]) -> list[float]:
+    """The class weights a loss would use for these pixel counts (`landsight.labels.weights`), to 6 decimals."""
+    return [round(float(w), 6) for w in class_weights(np.asarray(list(pixels.values()), dtype=np.float32))]
 
 
 def count_pixels(src: DatasetReader, features: Features, values: np.ndarray, fill: int,

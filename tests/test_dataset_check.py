@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
@@ -34,9 +33,9 @@ def test_atlanta_report(invoke, tmp_path, atlanta_image, atlanta_labels):
     assert report["label_coverage"] == pytest.approx(counts["building"] / 540_000, abs=0.002)
     assert report["label_coverage"] < report["bbox_coverage"] < 1
     assert report["nodata_fraction"] == 0.0 and report["ignored_pixels"] == 0
-    weights = report["class_weights"]
-    assert weights["building"] > weights["background"] and weights["building"] + weights["background"] == \
-        pytest.approx(2.0)
+    weights, pixels = report["class_weights"], report["class_pixels"]
+    assert weights["building"] == pytest.approx((540_000 / (2 * pixels["building"])) ** 0.5, abs=1e-5)
+    assert weights["background"] == pytest.approx((540_000 / (2 * pixels["background"])) ** 0.5, abs=1e-5)
     split = blocked_split(600, 900, 256, 0.2)
     assert report["val_chips"] == len(split.val) == 1
     assert report["train_chips"] == 2 * 3 - 1
@@ -58,7 +57,8 @@ def test_nc_landcover_report(invoke, tmp_path, nc_image, nc_labels):
     assert 0.01 < report["label_coverage"] < report["bbox_coverage"]
     weights = report["class_weights"]
     assert weights["agriculture"] == max(weights.values()) and weights["forest"] == min(weights.values())
-    assert np.mean(list(weights.values())) == pytest.approx(1.0)
+    total = sum(report["class_pixels"].values())
+    assert weights == {k: pytest.approx((total / (7 * n)) ** 0.5, abs=1e-5) for k, n in report["class_pixels"].items()}
     assert report["val_chips"] >= 1
 
 

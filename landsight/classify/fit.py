@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Sampler
 
 from landsight.classify.network import create_classifier
 from landsight.data.datasets import ArrayChipDataset
-from landsight.data.transforms import Augment
 from landsight.imagery.flips import flip_views
 from landsight.labels.weights import class_weights
 from landsight.learn.fit import FitSettings, fit
@@ -113,8 +112,7 @@ class TrialResult:
 def make_loss(data: TensorData) -> nn.Module:
     """Cross-entropy (single-label) or BCE-with-logits (multi-label) weighted by the training counts
     (`landsight.labels.weights.class_weights`)."""
-    counts = data.y_train.sum(dim=0).tolist()
-    weights = torch.tensor(class_weights(counts, data.multi_label, total=len(data.y_train)), dtype=torch.float32)
+    weights = class_weights(data.y_train.sum(dim=0), data.multi_label, total=len(data.y_train))
     if data.multi_label:
         return nn.BCEWithLogitsLoss(pos_weight=weights)
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=0.05)
@@ -165,7 +163,7 @@ class _Batches(Sampler[list[int]]):
     def _all(self) -> list[torch.Tensor]:
         if self.task is None:
             return list(torch.arange(self.n).split(self.batch_size))
-        return self.task.epoch_order(self.epoch, self.n, self.batch_size)
+        return self.task.epoch_order(self.epoch, self.n, self.batch_size)[0]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(batch.tolist() for batch in self.shard.take(self._all()))
@@ -178,8 +176,8 @@ class _Batches(Sampler[list[int]]):
 
 class ClassificationTask(Task):
     """Chip classes (one per chip, or several for multi-label chips) from in-memory tensors: shuffled batches with
-    flips and transposes (`Augment.chips`), class-weighted loss, batch norm averaged over each epoch, validation
-    macro F1 and loss."""
+    random orientations (`landsight.data.transforms.orient`), class-weighted loss, batch norm averaged over each
+    epoch, validation macro F1 and loss."""
 
     def __init__(self, data: TensorData, trial: Trial, epochs: int, batch_size: int, seed: int,
                  choose_on: str) -> None:
@@ -189,9 +187,8 @@ class ClassificationTask(Task):
         self.peak_lr = trial.lr
         self.diverged_fix = f"candidate {trial.label()}: {_DIVERGED_FIX}"
         self.epochs, self.batch_size, self.choose_on = epochs, batch_size, choose_on
-        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
-        self._order: tuple[int, list[torch.Tensor]] = (0, [])
+        self._order: tuple[int, list[torch.Tensor], torch.Tensor] = (0, [], torch.zeros(0, 3, dtype=torch.bool))
         self.loss_fn = make_loss(data)
 
     def _loader(self, dataset: ArrayChipDataset, batches: _Batches) -> DataLoader[Any]:
@@ -200,15 +197,21 @@ class ClassificationTask(Task):
 
     def train_loader(self, epoch: int, shard: Shard) -> DataLoader[Any]:
         data = self.data
-        chips = ArrayChipDataset(data.x_train, data.y_train, Augment.chips(), seed=self.seed * 100_003 + epoch)
+        _, orientations = self.epoch_order(epoch, len(data.x_train), self.batch_size)
+        chips = ArrayChipDataset(data.x_train, data.y_train, orientations)
         return self._loader(chips, _Batches(len(data.x_train), self.batch_size, shard, self, epoch))
 
-    def epoch_order(self, epoch: int, n: int, batch_size: int) -> list[torch.Tensor]:
-        """The shuffled index batches of `epoch`, drawn from the generator the first time they are asked for."""
-        if self._order[0] != epoch:
+    def epoch_order(self, epoch: int, n: int, batch_size: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The shuffled index batches of `epoch` and each chip's orientation flags (N, 3), drawn from the generator
+        the first time they are asked for: the order, then the flags batch by batch."""
+        if self._order[0] != epoch or len(self._order[2]) != n:
             batches = list(torch.randperm(n, generator=self.generator).split(batch_size))
-            self._order = (epoch, [b for b in batches if len(b) > 1] or batches)
-        return self._order[1]
+            kept = [b for b in batches if len(b) > 1] or batches
+            orientations = torch.zeros(n, 3, dtype=torch.bool)
+            for batch in kept:
+                orientations[batch] = torch.rand(len(batch), 3, generator=self.generator) < 0.5
+            self._order = (epoch, kept, orientations)
+        return self._order[1], self._order[2]
 
     def val_loader(self, shard: Shard) -> DataLoader[Any] | None:
         data = self.data
@@ -244,11 +247,13 @@ class ClassificationTask(Task):
                 "val_macro_f1": round(summary["macro_f1"], 5), "seconds": round(elapsed, 1)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state(), "order_epoch": self._order[0], "order": self._order[1]}
+        return {"generator": self.generator.get_state(), "order_epoch": self._order[0], "order": self._order[1],
+                "orientations": self._order[2]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
-        self._order = (int(state["order_epoch"]), list(state["order"]))
+        none = torch.zeros(0, 3, dtype=torch.bool)
+        self._order = (int(state["order_epoch"]), list(state["order"]), state.get("orientations", none))
 
 
 def run_trial(trial: Trial, data: TensorData, seconds: float, epochs: int, patience: int, device: torch.device,

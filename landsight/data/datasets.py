@@ -1,6 +1,6 @@
 """The chip datasets of both tasks. Samples are {"image": float32 (C, H, W) normalized, "target": ...}: a mask
 (H, W) for segmentation, read from rasters window by window (nothing is loaded whole), or 0/1 class targets (K,)
-for classifier chips held in memory. Both augment through `landsight.data.transforms.Augment`, seeded per sample."""
+for classifier chips held in memory. Both augment with albumentations (`landsight.data.transforms`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from landsight.data.transforms import Augment
+from landsight.data.transforms import Augment, orient
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.imagery.io import read_masked, read_window
 from landsight.labels.classes import IGNORE_VALUE
@@ -68,36 +68,25 @@ class ChipDataset(Dataset[dict[str, torch.Tensor]]):
         mask = np.where(pixels, mask, IGNORE_VALUE).astype(np.uint8)
         if self.augment is not None:
             rng = np.random.default_rng((self.seed, i))
-            image, augmented = augment_chip(self.augment, image, mask, rng)
-            assert augmented is not None
-            mask = augmented
+            hwc, mask = self.augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)
+            image = hwc.transpose(2, 0, 1)
         return {"image": torch.from_numpy(np.ascontiguousarray(image)),
                 "target": torch.from_numpy(mask.astype(np.int64))}
 
 
 class ArrayChipDataset(Dataset[dict[str, torch.Tensor]]):
     """Classifier samples from normalized chips in memory: "target" is float32 (K,) 0/1 per class (one 1 unless the
-    chips are multi-label). With `augment`, sample i is transformed with the generator seeded by (seed, i)."""
+    chips are multi-label). `orientations` (N, 3) bool, when given, says which `CHIP_SYMMETRIES` turn each chip."""
 
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, augment: Augment | None = None,
-                 seed: int = 0) -> None:
-        self.images, self.targets = images, targets
-        self.augment = augment
-        self.seed = seed
+    def __init__(self, images: torch.Tensor, targets: torch.Tensor, orientations: torch.Tensor | None = None) -> None:
+        self.images, self.targets, self.orientations = images, targets, orientations
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         image = self.images[i]
-        if self.augment is not None:
-            chip, _ = augment_chip(self.augment, image.numpy(), None, np.random.default_rng((self.seed, i)))
-            image = torch.from_numpy(np.ascontiguousarray(chip))
+        if self.orientations is not None and bool(self.orientations[i].any()):
+            hwc = orient(np.ascontiguousarray(image.numpy().transpose(1, 2, 0)), self.orientations[i].tolist())
+            image = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))
         return {"image": image, "target": self.targets[i]}
-
-
-def augment_chip(augment: Augment, image: np.ndarray, mask: np.ndarray | None,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-    """`augment` applied to a (C, H, W) chip (albumentations works on H x W x C)."""
-    hwc, mask = augment(np.ascontiguousarray(image.transpose(1, 2, 0)), mask, rng)
-    return hwc.transpose(2, 0, 1), mask

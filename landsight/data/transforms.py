@@ -1,7 +1,10 @@
-"""Augmentation for any band count with albumentations (images are normalized float32, H x W x C), with or without a
-mask: the same transforms for segmentation chips and classifier chips."""
+"""Augmentation with albumentations for any band count (images are normalized float32, H x W x C): random
+geometry and jitter for segmentation chips with their masks; the eight orientations for classifier chips, whose
+brightness carries the class."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import albumentations as A
 import numpy as np
@@ -19,10 +22,17 @@ def geometric_augmentation() -> A.Compose:
     ])
 
 
-def chip_symmetries() -> A.Compose:
-    """Flips left-right and up-down and a transpose, each with p=0.5: the eight orientations of a chip, equally
-    likely (overhead imagery has no "up")."""
-    return A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.Transpose(p=0.5)])
+CHIP_SYMMETRIES = (A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0), A.Transpose(p=1.0))
+"""Flip left-right, flip up-down, transpose: applied or not, in this order, they give the eight orientations of a
+chip (overhead imagery has no "up")."""
+
+
+def orient(image: np.ndarray, choice: Sequence[bool]) -> np.ndarray:
+    """An H x W x C image with each of `CHIP_SYMMETRIES` applied where `choice` (three booleans) says so."""
+    for transform, apply in zip(CHIP_SYMMETRIES, choice, strict=True):
+        if apply:
+            image = transform(image=image)["image"]
+    return image
 
 
 def jitter_brightness_contrast(image: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
@@ -37,29 +47,13 @@ def jitter_brightness_contrast(image: np.ndarray, rng: np.random.Generator, stre
 
 
 class Augment:
-    """Callable (image HWC float32, mask HW uint8 or None, rng) -> augmented pair, seeded by the caller's rng.
+    """Segmentation chips: callable (image HWC float32, mask HW uint8, rng) -> augmented pair (flips, rotations, a
+    mild affine, brightness/contrast jitter), seeded by the caller's rng."""
 
-    `segmentation()`: flips, rotations, a mild affine and brightness/contrast jitter. `chips()`: the chip symmetries
-    only, so a classifier keeps every pixel and the absolute brightness that tells a cloud from a roof.
-    """
+    def __init__(self) -> None:
+        self.geometric = geometric_augmentation()
 
-    def __init__(self, transforms: A.Compose, jitter: bool) -> None:
-        self.transforms = transforms
-        self.jitter = jitter
-
-    @classmethod
-    def segmentation(cls) -> Augment:
-        """The augmentation of segmentation training chips."""
-        return cls(geometric_augmentation(), jitter=True)
-
-    @classmethod
-    def chips(cls) -> Augment:
-        """The augmentation of classifier training chips."""
-        return cls(chip_symmetries(), jitter=False)
-
-    def __call__(self, image: np.ndarray, mask: np.ndarray | None,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        self.transforms.set_random_seed(int(rng.integers(2**31)))
-        out = self.transforms(image=image) if mask is None else self.transforms(image=image, mask=mask)
-        image = jitter_brightness_contrast(out["image"], rng) if self.jitter else out["image"]
-        return image, out.get("mask")
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        self.geometric.set_random_seed(int(rng.integers(2**31)))
+        out = self.geometric(image=image, mask=mask)
+        return jitter_brightness_contrast(out["image"], rng), out["mask"]

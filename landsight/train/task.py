@@ -40,7 +40,7 @@ def loss_weights(config: TrainConfig, data: TrainingData) -> list[float] | None:
     """The cross-entropy class weights: as configured, or with "auto" from the training pixels
     (`landsight.labels.weights.class_weights`)."""
     if config.class_weights == "auto":
-        weights = class_weights(data.class_pixels)
+        weights = class_weights(np.asarray(data.class_pixels, dtype=np.float32)).tolist()
         log.info("class weights from the training pixels: %s", dict(zip(data.classes.names, weights, strict=True)))
         return weights
     return None if config.class_weights is None else list(config.class_weights)
@@ -72,7 +72,7 @@ class SegmentationTask(Task):
     def _loader(self, chips: list[Any], augment: bool, seed: int, batch_size: int) -> DataLoader[Any]:
         data = self.data
         dataset = ChipDataset(data.pairs, chips, data.bands, data.normalization, data.classes.index_lut(),
-                              Augment.segmentation() if augment else None, seed)
+                              Augment() if augment else None, seed)
         # its own generator: starting an iteration draws no number from torch's global one (dropout's, reseeded
         # each epoch), however often Lightning starts one
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=self.config.workers,
