@@ -209,11 +209,11 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
             f"band names of {src.name} {list(spec.names)} do not match the model's {list(expected.names)}; "
             "pass `bands` to pick the image bands in the model's order"
         )
-    check_units(expected, spec, str(src.name), _overview(src, spec) if expected.units == "reflectance" else None)
+    check_units(expected, spec, str(src.name), sample_physical(src, spec) if expected.units == "reflectance" else None)
     return spec
 
 
-def _overview(src: DatasetReader, spec: BandSpec, side: int = 256) -> np.ndarray:
+def sample_physical(src: DatasetReader, spec: BandSpec, side: int = 256) -> np.ndarray:
     """A decimated (C, <=side, <=side) read of `spec`'s bands in physical units, nodata as NaN."""
     shape = (spec.count, min(side, src.height), min(side, src.width))
     data = src.read(list(spec.indexes), out_shape=shape, masked=True)
