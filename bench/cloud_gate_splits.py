@@ -31,6 +31,8 @@ def train_gate(image: str, mask: str, seed: int, args: argparse.Namespace, out_d
     command = [landsight, "cloud", "train", image, "--cloud-mask", mask, "--chip-size", str(args.chip_size),
                "--stride", str(args.stride), "--cloudy-if", str(args.cloudy_if), "--budget", args.budget,
                "--seed", str(seed), "-o", str(model), "--overwrite"]
+    command += [f"--{flag}={value}" for flag, value in (("scale", args.scale), ("offset", args.offset),
+                                                         ("units", args.units)) if value is not None]
     started = time.monotonic()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     report = json.loads(model.with_name(f"{model.stem}-report.json").read_text())
@@ -76,6 +78,9 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=32)
     parser.add_argument("--cloudy-if", type=float, default=0.05)
     parser.add_argument("--budget", default="5m")
+    parser.add_argument("--scale", default=None, help="Passed to cloud train, e.g. 2e-5 (Landsat-8 Level-1 DN).")
+    parser.add_argument("--offset", default=None, help="Passed to cloud train, e.g. -0.1 (Landsat-8 Level-1 DN).")
+    parser.add_argument("--units", choices=["dn", "reflectance"], default=None, help="Passed to cloud train.")
     parser.add_argument("--no-write", action="store_true", help="Do not update BENCHMARKS.md.")
     args = parser.parse_args()
     out_dir = OUT / "cloud-gate"

@@ -61,11 +61,14 @@ def remote_reads() -> Iterator[None]:
 
 @dataclasses.dataclass(frozen=True)
 class BandSource:
-    """One model band: `name`, the GDAL path of the asset holding it and its 1-based band number there."""
+    """One model band: `name`, the GDAL path of the asset holding it, its 1-based band number there, and the
+    `scale` and `offset` that turn its values into physical units (STAC `raster:bands`)."""
 
     name: str
     path: str
     band: int
+    scale: float = 1.0
+    offset: float = 0.0
 
 
 def gdal_path(href: str) -> str:
@@ -79,6 +82,18 @@ def asset_bands(asset: pystac.Asset) -> list[dict[str, Any]]:
     """The band descriptions of an asset: `eo:bands` (STAC 1.0) or `bands` (STAC 1.1), else []."""
     bands = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or []
     return [b for b in bands if isinstance(b, dict)]
+
+
+def raster_scaling(asset: pystac.Asset, number: int) -> tuple[float, float]:
+    """(scale, offset) of band `number` (1-based) of an asset: its `raster:bands` entry (STAC 1.0 raster extension)
+    or its `bands` entry's `raster:scale`/`raster:offset` (STAC 1.1); (1, 0) when absent."""
+    for key, prefix in (("raster:bands", ""), ("bands", "raster:")):
+        entries = asset.extra_fields.get(key)
+        if isinstance(entries, list) and len(entries) >= number and isinstance(entries[number - 1], dict):
+            entry = entries[number - 1]
+            if f"{prefix}scale" in entry or f"{prefix}offset" in entry:
+                return float(entry.get(f"{prefix}scale", 1.0)), float(entry.get(f"{prefix}offset", 0.0))
+    return 1.0, 0.0
 
 
 def select_bands(item: pystac.Item, wanted: Sequence[str]) -> list[BandSource]:
@@ -95,7 +110,8 @@ def select_bands(item: pystac.Item, wanted: Sequence[str]) -> list[BandSource]:
         for number, band in enumerate(asset_bands(asset), start=1):
             for key in ("name", "common_name", "eo:common_name"):
                 if band.get(key):
-                    offered.setdefault(str(band[key]).lower(), BandSource(str(band[key]), gdal_path(href), number))
+                    offered.setdefault(str(band[key]).lower(), BandSource(str(band[key]), gdal_path(href), number,
+                                                                          *raster_scaling(asset, number)))
     missing = [w for w in wanted if w.lower() not in offered]
     if missing:
         names = sorted({b.name for b in offered.values()}) or ["none: its assets carry no eo:bands"]
@@ -125,7 +141,8 @@ def _read_header(path: str) -> _Grid:
 
 
 def build_vrt(bands: Sequence[BandSource], area: Area | None, output: Path, resampling: str = "bilinear") -> Path:
-    """Write a VRT of `bands` on the finest asset's grid, cut to `area` (all of it without one)."""
+    """Write a VRT of `bands` on the finest asset's grid, cut to `area` (all of it without one); each band carries
+    its asset's scale and offset (`<Scale>`, `<Offset>`), which readers apply as the file's own metadata."""
     headers = {b.path: _read_header(b.path) for b in bands}
     crs = {str(h.crs) for h in headers.values()}
     if len(crs) != 1:
@@ -145,8 +162,9 @@ def build_vrt(bands: Sequence[BandSource], area: Area | None, output: Path, resa
         y0 = (transform.f - src.transform.f) / src.transform.e
         scale_x, scale_y = transform.a / src.transform.a, transform.e / src.transform.e
         nodata = f"    <NoDataValue>{src.nodata!r}</NoDataValue>\n" if src.nodata is not None else ""
+        scaling = f"    <Offset>{band.offset!r}</Offset>\n    <Scale>{band.scale!r}</Scale>\n"
         lines.append(f'  <VRTRasterBand dataType="{dtype}" band="{i}">\n    <Description>{escape(band.name)}'
-                     f"</Description>\n{nodata}"
+                     f"</Description>\n{nodata}{scaling}"
                      f'    <ComplexSource resampling="{resampling}">\n'
                      f'      <SourceFilename relativeToVRT="0">{escape(band.path)}</SourceFilename>\n'
                      f"      <SourceBand>{band.band}</SourceBand>\n"

@@ -18,9 +18,8 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landsight.errors import ConfigError, RasterError
-from landsight.imagery.bands import BandSpec
+from landsight.imagery.bands import BandSpec, BandUnits, band_spec_for, read_bands
 from landsight.imagery.flips import flip_views as flip_views  # moved; still imported from here by classify/fit.py
-from landsight.imagery.io import read_masked
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2")
 """Chip files recognised in folders (read through GDAL, so any band count and dtype)."""
@@ -28,12 +27,14 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2")
 
 @dataclasses.dataclass(frozen=True)
 class ChipImage:
-    """One chip read from disk: (C, H, W) float32 raw values (NaN = nodata) and its georeference, if any."""
+    """One chip read from disk: (C, H, W) float32 values in physical units (NaN = nodata), its georeference if any,
+    and the band spec it was read with (scales, offsets, units)."""
 
     data: np.ndarray
     names: tuple[str, ...]
     crs: str | None
     bounds: tuple[float, float, float, float] | None
+    spec: BandSpec | None = None
 
 
 @dataclasses.dataclass
@@ -85,8 +86,9 @@ class ChipSet:
                                    crs=[self.crs[i] for i in index])
 
 
-def read_chip(path: str | Path, indexes: Sequence[int] | None = None) -> ChipImage:
-    """Read a chip file (GeoTIFF, PNG, JPEG... any band count); unreadable files raise RasterError naming them."""
+def read_chip(path: str | Path, indexes: Sequence[int] | None = None, given: BandUnits | None = None) -> ChipImage:
+    """Read a chip file (GeoTIFF, PNG, JPEG... any band count) in physical units (scale and offset from `given`, else
+    the file: see `band_spec_for`); unreadable files raise RasterError naming them."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -95,20 +97,20 @@ def read_chip(path: str | Path, indexes: Sequence[int] | None = None) -> ChipIma
                 bands = list(indexes) if indexes else list(range(1, src.count + 1))
                 if max(bands) > src.count:
                     raise RasterError(f"{path} has {src.count} band(s); band {max(bands)} was asked for")
-                data, _ = read_chip_window(src, Window(0, 0, src.width, src.height), bands)
-                names = tuple(src.descriptions[i - 1] or f"b{i}" for i in bands)
+                spec = band_spec_for(src, bands, given)
+                data, _ = read_chip_window(src, Window(0, 0, src.width, src.height), spec)
                 georef = src.crs is not None and not src.transform.is_identity
                 crs = src.crs.to_string() if georef else None
                 bounds = tuple(src.bounds) if georef else None
     except RasterioError as exc:
         raise RasterError(f"cannot read chip {path}: {exc}; remove the file or convert it to GeoTIFF/PNG") from exc
-    return ChipImage(data, names, crs, bounds)
+    return ChipImage(data, spec.names, crs, bounds, spec)
 
 
-def read_chip_window(src: DatasetReader, window: Window, indexes: Sequence[int]) -> tuple[np.ndarray, float]:
-    """(C, H, W) float32 of a raster window with NaN wherever that band is nodata (declared, or NaN/Inf; see
-    `read_masked`), and the share of pixels valid in every band."""
-    data, valid = read_masked(src, window, list(indexes))
+def read_chip_window(src: DatasetReader, window: Window, spec: BandSpec) -> tuple[np.ndarray, float]:
+    """(C, H, W) float32 of `spec`'s bands of a raster window in physical units (`read_bands`) with NaN wherever that
+    band is nodata (declared, or NaN/Inf; see `read_masked`), and the share of pixels valid in every band."""
+    data, valid = read_bands(src, window, spec)
     return np.where(valid, data.astype(np.float32), np.float32(np.nan)), float(valid.all(axis=0).mean())
 
 

@@ -13,7 +13,7 @@ from landsight.classify.chips import fit_to_chip
 from landsight.classify.evaluate import decide
 from landsight.classify.network import embeddings
 from landsight.errors import CheckpointError, RasterError
-from landsight.imagery.bands import BandSpec
+from landsight.imagery.bands import BandSpec, check_units
 from landsight.imagery.flips import flip_views
 from landsight.imagery.normalize import NORM_MODES, InputStats, normalize
 from landsight.models.backends import Backend, TorchBackend, load_backend
@@ -26,9 +26,11 @@ log = logging.getLogger(__name__)
 class Classifier:
     """Wraps a classification MODEL file; one per process (or pipeline worker).
 
-    Inputs are raw pixel values of the model's bands; each image is resized to the chip size, or cut into chip-size
-    tiles when it is more than twice as large (per-tile results are returned by `tile_probabilities`). Models
-    trained by `train_classifier` average their probabilities over four flips (`options["tta"]`).
+    Inputs are pixel values of the model's bands in its units (`bands.units`: reflectance for a model trained in
+    reflectance, else the raw values scaled like its training image: see `BandSpec.physical`); each image is resized
+    to the chip size, or cut into chip-size tiles when it is more than twice as large (per-tile results are returned
+    by `tile_probabilities`). Models trained by `train_classifier` average their probabilities over four flips
+    (`options["tta"]`).
     """
 
     def __init__(self, model_file: ModelFile, device: str = "auto", batch_size: int = 64,
@@ -76,6 +78,7 @@ class Classifier:
         return np.stack(chips), np.asarray(owner)
 
     def _check_inputs(self, raw: np.ndarray) -> None:
+        check_units(self.bands, None, "the input", raw)
         if self.input_stats is not None:
             message = self.input_stats.warning(raw, self.bands.names, self.mode)
             if message:

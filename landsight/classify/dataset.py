@@ -9,13 +9,15 @@ from landsight.classify.chips import ChipSet
 from landsight.classify.folders import load_chip_source
 from landsight.classify.rules import CLOUD_CLASSES, ChipGrid, CloudRule, chips_from_cloud_mask, chips_from_labels
 from landsight.errors import ConfigError, LabelError
+from landsight.imagery.bands import BandUnits
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
     """A chip source: `data` is a folder of class folders, a CSV of chips, a BigEarthNet folder, or a raster with a
     rule (`cloud_mask` + `cloud_rule`, or `labels` for the majority / present classes). `chip_size` is the cut size
-    for rasters and the resize target for chips (default: their most common size)."""
+    for rasters and the resize target for chips (default: their most common size). `units`: band scales, offsets
+    and units given by the user (else each file's metadata)."""
 
     data: str
     chip_size: int | None = None
@@ -29,6 +31,7 @@ class DataSpec:
     bands: tuple[int, ...] | None = None
     band_names: tuple[str, ...] | None = None
     skip_unreadable: bool = False
+    units: BandUnits | None = None
 
     @property
     def is_raster_rule(self) -> bool:
@@ -46,11 +49,11 @@ def load_chips(spec: DataSpec) -> ChipSet:
         grid = ChipGrid(spec.chip_size or 64, spec.stride)
         if spec.cloud_mask:
             return chips_from_cloud_mask(spec.data, spec.cloud_mask, spec.cloud_rule, grid, spec.bands,
-                                         spec.band_names)
+                                         spec.band_names, spec.units)
         assert spec.labels is not None
         return chips_from_labels(spec.data, spec.labels, grid, spec.class_field, spec.min_labelled, spec.presence,
-                                 spec.bands, spec.band_names)
-    chips = load_chip_source(spec.data, spec.chip_size, spec.bands, spec.skip_unreadable)
+                                 spec.bands, spec.band_names, spec.units)
+    chips = load_chip_source(spec.data, spec.chip_size, spec.bands, spec.skip_unreadable, spec.units)
     if spec.band_names:
         if len(spec.band_names) != chips.bands.count:
             raise ConfigError(f"`band_names` gives {len(spec.band_names)} names for {chips.bands.count} band(s)")

@@ -14,7 +14,7 @@ from rich.progress import track
 
 from landsight.classify.chips import IMAGE_SUFFIXES, ChipImage, ChipSet, read_chip, resize_chip
 from landsight.errors import ConfigError, LabelError, RasterError
-from landsight.imagery.bands import BandSpec
+from landsight.imagery.bands import BandSpec, BandUnits
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,14 @@ def find_class_folders(root: Path) -> dict[str, list[Path]]:
     return files
 
 
-def _read_all(paths: Sequence[Path], indexes: Sequence[int] | None,
-              skip_unreadable: bool) -> tuple[list[ChipImage | None], list[str]]:
+def _read_all(paths: Sequence[Path], indexes: Sequence[int] | None, skip_unreadable: bool,
+              given: BandUnits | None = None) -> tuple[list[ChipImage | None], list[str]]:
     """Read every chip; returns the chips (None where unreadable and skipped) and the error messages."""
     chips: list[ChipImage | None] = []
     errors = []
     for path in track(paths, description="reading chips", transient=True):
         try:
-            chips.append(read_chip(path, indexes))
+            chips.append(read_chip(path, indexes, given))
         except RasterError as exc:
             errors.append(str(exc))
             chips.append(None)
@@ -94,20 +94,21 @@ def assemble(chips: Sequence[ChipImage], paths: Sequence[Path], label_lists: Seq
     for row, labels in enumerate(label_lists):
         targets[row, [lookup[name] for name in labels]] = 1.0
     boxes = np.array([c.bounds if c.bounds else (np.nan,) * 4 for c in chips], dtype=np.float64).reshape(-1, 4)
-    names = chips[0].names
-    bands = BandSpec(tuple(range(1, len(names) + 1)), names)
+    names, first = chips[0].names, chips[0].spec
+    bands = BandSpec(tuple(range(1, len(names) + 1)), names, 0, first.scales if first else (),
+                     first.offsets if first else (), first.units if first else "dn")
     return ChipSet(images, targets, list(classes), bands, [str(p) for p in paths], boxes, [c.crs for c in chips],
                    multi_label, {"kind": source.get("kind"), **source, "chip_size": size})
 
 
 def load_class_folders(root: str | Path, chip_size: int | None = None, indexes: Sequence[int] | None = None,
-                       skip_unreadable: bool = False) -> ChipSet:
+                       skip_unreadable: bool = False, given: BandUnits | None = None) -> ChipSet:
     """Chips from `root/<class>/<chip files>` (single-label)."""
     root = Path(root)
     files = find_class_folders(root)
     paths = [p for name in files for p in files[name]]
     labels = [[name] for name in files for _ in files[name]]
-    chips, _ = _read_all(paths, indexes, skip_unreadable)
+    chips, _ = _read_all(paths, indexes, skip_unreadable, given)
     read = {i: c for i, c in enumerate(chips) if c is not None}
     return assemble(list(read.values()), [paths[i] for i in read],
                     [labels[i] for i in read], list(files), chip_size, False,
@@ -122,7 +123,7 @@ def _split_labels(text: str) -> list[str]:
 
 
 def load_manifest(path: str | Path, chip_size: int | None = None, indexes: Sequence[int] | None = None,
-                  skip_unreadable: bool = False) -> ChipSet:
+                  skip_unreadable: bool = False, given: BandUnits | None = None) -> ChipSet:
     """Chips listed in a CSV with columns `path` and `label` (one class) or `labels` (several, separated by ; or |).
 
     Paths are relative to the CSV file. A `labels` column makes a multi-label set (BigEarthNet-style).
@@ -141,7 +142,7 @@ def load_manifest(path: str | Path, chip_size: int | None = None, indexes: Seque
     classes = sorted({name for lab in labels for name in lab})
     if len(classes) < 2:
         raise LabelError(f"{path} names a single class {classes}; a classifier needs at least two")
-    chips, _ = _read_all(paths, indexes, skip_unreadable)
+    chips, _ = _read_all(paths, indexes, skip_unreadable, given)
     read = {i: c for i, c in enumerate(chips) if c is not None}
     return assemble(list(read.values()), [paths[i] for i in read],
                     [labels[i] for i in read], classes, chip_size, column == "labels",
@@ -184,17 +185,17 @@ def load_bigearthnet(root: str | Path, bands: Sequence[str] = BIGEARTHNET_BANDS,
 
 
 def load_chip_source(data: str | Path, chip_size: int | None = None, indexes: Sequence[int] | None = None,
-                     skip_unreadable: bool = False) -> ChipSet:
+                     skip_unreadable: bool = False, given: BandUnits | None = None) -> ChipSet:
     """Chips from a class-folder tree, a BigEarthNet folder or a CSV list, whichever `data` is."""
     path = Path(data)
     if not path.exists():
         raise ConfigError(f"training data {path} not found; pass a folder of class folders, a CSV of chips, or a "
                           "raster with `cloud_mask` or `labels`")
     if path.is_file() and path.suffix.lower() == ".csv":
-        return load_manifest(path, chip_size, indexes, skip_unreadable)
+        return load_manifest(path, chip_size, indexes, skip_unreadable, given)
     if path.is_dir() and is_bigearthnet(path):
         return load_bigearthnet(path, chip_size=chip_size)
     if path.is_dir():
-        return load_class_folders(path, chip_size, indexes, skip_unreadable)
+        return load_class_folders(path, chip_size, indexes, skip_unreadable, given)
     raise ConfigError(f"{path} is a file; a raster needs a rule (`cloud_mask` MASK or `labels` LABELS), chips a "
                       "folder per class or a CSV")

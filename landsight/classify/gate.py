@@ -14,7 +14,7 @@ from landsight.classify.classifier import Classifier
 from landsight.classify.inputs import batched, iter_inputs, raster_chips, raster_grid
 from landsight.classify.predict import write_csv_rows
 from landsight.errors import CheckpointError
-from landsight.imagery.bands import BandSpec
+from landsight.imagery.bands import BandSpec, BandUnits
 from landsight.imagery.io import create_raster, open_raster, output_profile
 from landsight.labels.classes import IGNORE_VALUE
 from landsight.outputs import atomic_path, check_output
@@ -73,11 +73,13 @@ def _rows(gate: CloudGate, chips: Sequence[Any], probs: Sequence[float]) -> list
 
 
 def filter_chips(gate: CloudGate, inputs: Sequence[str | Path], output: str | Path,
-                 indexes: Sequence[int] | None = None, overwrite: bool = False) -> dict[str, int]:
-    """Write a CSV saying which chips of `inputs` (files, folders, rasters) are cloudy; returns the counts."""
+                 indexes: Sequence[int] | None = None, overwrite: bool = False,
+                 given: BandUnits | None = None) -> dict[str, int]:
+    """Write a CSV saying which chips of `inputs` (files, folders, rasters; scale and offset from `given`, else the
+    files') are cloudy; returns the counts."""
     check_output(output, overwrite)
     rows: list[dict[str, Any]] = []
-    for batch in batched(iter_inputs(inputs, gate.bands, gate.chip_size, indexes)):
+    for batch in batched(iter_inputs(inputs, gate.bands, gate.chip_size, indexes, given)):
         rows += _rows(gate, batch, gate.cloud_probability([c.data for c in batch]))
     write_csv_rows(rows, output, overwrite)
     cloudy = sum(r["cloudy"] for r in rows)
@@ -85,15 +87,17 @@ def filter_chips(gate: CloudGate, inputs: Sequence[str | Path], output: str | Pa
 
 
 def filter_raster(gate: CloudGate, raster: str | Path, output: str | Path, mask: str | Path | None = None,
-                  indexes: Sequence[int] | None = None, overwrite: bool = False) -> dict[str, int]:
-    """Classify a raster's chip-size windows: CSV of windows and, with `mask`, a raster aligned with the input
-    that is 1 on clear chips, 0 on cloudy chips and IGNORE_VALUE where the input has no data."""
+                  indexes: Sequence[int] | None = None, overwrite: bool = False,
+                  given: BandUnits | None = None) -> dict[str, int]:
+    """Classify a raster's chip-size windows (scale and offset from `given`, else the file's): CSV of windows and,
+    with `mask`, a raster aligned with the input that is 1 on clear chips, 0 on cloudy chips and IGNORE_VALUE where
+    the input has no data."""
     check_output(output, overwrite)
     if mask is not None:
         check_output(mask, overwrite)
     rows: list[dict[str, Any]] = []
     decisions = []
-    for batch in batched(raster_chips(raster, gate.bands, gate.chip_size, indexes)):
+    for batch in batched(raster_chips(raster, gate.bands, gate.chip_size, indexes, given)):
         probs = gate.cloud_probability([c.data for c in batch])
         rows += _rows(gate, batch, probs)
         decisions += [(c.window, p >= gate.threshold) for c, p in zip(batch, probs, strict=True)]

@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from landsight.classify.chips import IMAGE_SUFFIXES, read_chip, read_chip_window
 from landsight.errors import ConfigError, RasterError
-from landsight.imagery.bands import BandSpec, check_bands_match
+from landsight.imagery.bands import BandSpec, BandUnits, check_bands_match, check_units
 from landsight.imagery.io import open_raster
 from landsight.imagery.windows import block_windows
 
@@ -57,28 +57,31 @@ def _pad(data: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def raster_chips(path: str | Path, bands: BandSpec, chip_size: int,
-                 indexes: Sequence[int] | None = None) -> Iterator[InputChip]:
-    """Chips of a raster on the `raster_grid` (edge windows padded with nodata); all-nodata windows are skipped."""
+def raster_chips(path: str | Path, bands: BandSpec, chip_size: int, indexes: Sequence[int] | None = None,
+                 given: BandUnits | None = None) -> Iterator[InputChip]:
+    """Chips of a raster on the `raster_grid` (edge windows padded with nodata), in physical units (scale and offset
+    from `given`, else the file); all-nodata windows are skipped."""
     with open_raster(path) as src:
-        spec = check_bands_match(bands, src, indexes)
+        spec = check_bands_match(bands, src, indexes, given)
         crs = src.crs.to_string()
         for window in raster_grid(src.width, src.height, chip_size):
-            data, _ = read_chip_window(src, window, spec.indexes)
+            data, _ = read_chip_window(src, window, spec)
             if np.isnan(data).all():
                 continue
             yield InputChip(f"{path}#{int(window.col_off)},{int(window.row_off)}", _pad(data, chip_size), None, crs,
                             tuple(rio_windows.bounds(window, src.transform)), window, str(path))
 
 
-def _chip_file(path: Path, bands: BandSpec, label: str | None, indexes: Sequence[int] | None) -> InputChip:
-    chip = read_chip(path, indexes)
+def _chip_file(path: Path, bands: BandSpec, label: str | None, indexes: Sequence[int] | None,
+               given: BandUnits | None) -> InputChip:
+    chip = read_chip(path, indexes, given)
     if chip.data.shape[0] != bands.count:
         if indexes is None and chip.data.shape[0] >= max(bands.indexes):
-            chip = read_chip(path, bands.indexes)
+            chip = read_chip(path, bands.indexes, given)
         else:
             raise RasterError(f"{path} has {chip.data.shape[0]} band(s) but the model reads {bands.count} "
                               f"{list(bands.names)}; pass `bands` with {bands.count} band numbers of the chip")
+    check_units(bands, chip.spec, str(path), chip.data)
     return InputChip(str(path), chip.data, label, chip.crs, chip.bounds, None, str(path))
 
 
@@ -91,13 +94,14 @@ def _folder_files(folder: Path) -> list[tuple[Path, str | None]]:
     return [(f, None) for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
 
 
-def iter_inputs(paths: Sequence[str | Path], bands: BandSpec, chip_size: int,
-                indexes: Sequence[int] | None = None) -> Iterator[InputChip]:
-    """Every chip of `paths`: chip files, folders of chips, and large rasters cut into windows."""
+def iter_inputs(paths: Sequence[str | Path], bands: BandSpec, chip_size: int, indexes: Sequence[int] | None = None,
+                given: BandUnits | None = None) -> Iterator[InputChip]:
+    """Every chip of `paths`: chip files, folders of chips, and large rasters cut into windows, in physical units
+    (scale and offset from `given`, else each file's metadata)."""
     if not paths:
         raise ConfigError("no inputs given; pass chip files, folders of chips or rasters")
-    for given in paths:
-        path = Path(given)
+    for entry in paths:
+        path = Path(entry)
         if not path.exists():
             raise ConfigError(f"input {path} not found")
         if path.is_dir():
@@ -105,11 +109,11 @@ def iter_inputs(paths: Sequence[str | Path], bands: BandSpec, chip_size: int,
             if not files:
                 raise ConfigError(f"{path} holds no chips ({', '.join(IMAGE_SUFFIXES)})")
             for file, label in files:
-                yield _chip_file(file, bands, label, indexes)
+                yield _chip_file(file, bands, label, indexes, given)
         elif is_large_raster(path, chip_size):
-            yield from raster_chips(path, bands, chip_size, indexes)
+            yield from raster_chips(path, bands, chip_size, indexes, given)
         else:
-            yield _chip_file(path, bands, None, indexes)
+            yield _chip_file(path, bands, None, indexes, given)
 
 
 def batched(chips: Iterator[InputChip], size: int = 256) -> Iterator[list[InputChip]]:

@@ -19,6 +19,7 @@ from landsight.classify.classifier import Classifier
 from landsight.classify.inputs import InputChip, batched, iter_inputs
 from landsight.errors import ConfigError
 from landsight.geo import WGS84, reproject_geometries
+from landsight.imagery.bands import BandUnits
 from landsight.imagery.io import create_raster, open_raster
 from landsight.labels.classes import IGNORE_VALUE
 from landsight.labels.rasterize import classes_tag
@@ -45,13 +46,15 @@ def chip_row(chip: InputChip, probs: np.ndarray, classes: Sequence[str], decided
 
 
 def classify_inputs(classifier: Classifier, inputs: Sequence[str | Path], indexes: Sequence[int] | None = None,
-                    batch_size: int = 128) -> tuple[list[InputChip], list[dict[str, Any]]]:
-    """Classify every chip of `inputs`; returns the chips (pixels dropped) and their result rows."""
+                    batch_size: int = 128,
+                    given: BandUnits | None = None) -> tuple[list[InputChip], list[dict[str, Any]]]:
+    """Classify every chip of `inputs` (scale and offset from `given`, else each file's metadata); returns the chips
+    (pixels dropped) and their result rows."""
     chips: list[InputChip] = []
     rows: list[dict[str, Any]] = []
     with Progress(transient=True) as progress:
         task = progress.add_task("classifying", total=None)
-        for batch in batched(iter_inputs(inputs, classifier.bands, classifier.chip_size, indexes), batch_size):
+        for batch in batched(iter_inputs(inputs, classifier.bands, classifier.chip_size, indexes, given), batch_size):
             probs = classifier.probabilities([c.data for c in batch])
             for chip, p, decided in zip(batch, probs, classifier.decide(probs), strict=True):
                 rows.append(chip_row(chip, p, classifier.classes, decided))
@@ -114,9 +117,9 @@ def write_class_raster(classifier: Classifier, chips: Sequence[InputChip], rows:
 
 def predict_to_file(classifier: Classifier, inputs: Sequence[str | Path], output: str | Path | None,
                     indexes: Sequence[int] | None = None, overwrite: bool = False,
-                    crs: CrsRequest = None) -> list[dict[str, Any]]:
+                    crs: CrsRequest = None, given: BandUnits | None = None) -> list[dict[str, Any]]:
     """Classify `inputs` and write `output` by its suffix (.csv, .tif, or a vector file such as .geojson or .gpkg
-    in the CRS `crs` asks for); returns the rows."""
+    in the CRS `crs` asks for); `given` scales and offsets override the files' metadata. Returns the rows."""
     kind = None
     if output is not None:
         kind = "vector" if is_vector(output) else OUTPUT_KINDS.get(Path(output).suffix.lower())
@@ -126,7 +129,7 @@ def predict_to_file(classifier: Classifier, inputs: Sequence[str | Path], output
         if kind == "vector":
             vector_format(output)  # a format landsight cannot write fails before the work
             check_request(crs)
-    chips, rows = classify_inputs(classifier, inputs, indexes)
+    chips, rows = classify_inputs(classifier, inputs, indexes, given=given)
     if output is None:
         return rows
     if kind == "csv":

@@ -19,7 +19,7 @@ from rich.progress import track
 
 from landsight.classify.chips import ChipSet, read_chip_window
 from landsight.errors import ConfigError, LabelError
-from landsight.imagery.bands import BandSpec, band_spec_for
+from landsight.imagery.bands import BandSpec, BandUnits, band_spec_for
 from landsight.imagery.io import aligned, open_raster
 from landsight.imagery.windows import sliding_windows
 from landsight.labels.classes import IGNORE_VALUE
@@ -79,25 +79,28 @@ class CloudRule:
         return [CLOUD_CLASSES[int(self.cloud(mask).mean() >= self.cloudy_if)]]
 
 
-def _spec(src: DatasetReader, indexes: Sequence[int] | None, names: Sequence[str] | None) -> BandSpec:
-    spec = band_spec_for(src, indexes)
+def _spec(src: DatasetReader, indexes: Sequence[int] | None, names: Sequence[str] | None,
+          given: BandUnits | None) -> BandSpec:
+    spec = band_spec_for(src, indexes, given)
     if names:
         if len(names) != spec.count:
             raise ConfigError(f"`band_names` gives {len(names)} name(s) {list(names)} for {spec.count} band(s)")
-        spec = BandSpec(spec.indexes, tuple(names))
+        spec = dataclasses.replace(spec, names=tuple(names), source_count=0)
     return spec
 
 
 def cut_chips(image: str | Path, grid: ChipGrid, labeller: Callable[[Window], list[str] | None],
               classes: Sequence[str], multi_label: bool = False, indexes: Sequence[int] | None = None,
-              band_names: Sequence[str] | None = None, source: dict[str, object] | None = None) -> ChipSet:
-    """Cut `grid` chips from `image`; `labeller(window)` names each chip's classes (None: leave the chip out)."""
+              band_names: Sequence[str] | None = None, source: dict[str, object] | None = None,
+              given: BandUnits | None = None) -> ChipSet:
+    """Cut `grid` chips from `image` in physical units (scale and offset from `given`, else the file's metadata);
+    `labeller(window)` names each chip's classes (None: leave the chip out)."""
     images, label_lists, ids, boxes = [], [], [], []
     with open_raster(image) as src:
-        spec = _spec(src, indexes, band_names)
+        spec = _spec(src, indexes, band_names, given)
         windows = list(grid.windows(src.width, src.height))
         for window in track(windows, description="cutting chips", transient=True):
-            chip, valid = read_chip_window(src, window, spec.indexes)
+            chip, valid = read_chip_window(src, window, spec)
             if 1 - valid > grid.max_nodata:
                 continue
             labels = labeller(window)
@@ -122,8 +125,8 @@ def cut_chips(image: str | Path, grid: ChipGrid, labeller: Callable[[Window], li
 
 
 def chips_from_cloud_mask(image: str | Path, mask: str | Path, rule: CloudRule, grid: ChipGrid,
-                          indexes: Sequence[int] | None = None,
-                          band_names: Sequence[str] | None = None) -> ChipSet:
+                          indexes: Sequence[int] | None = None, band_names: Sequence[str] | None = None,
+                          given: BandUnits | None = None) -> ChipSet:
     """Clear / cloudy chips of `image`, labelled by the cloud cover of `mask` (a QA band or a binary mask)."""
     with open_raster(image) as src, open_raster(mask) as mask_src, \
             aligned(mask_src, src, Resampling.nearest) as view:
@@ -133,7 +136,8 @@ def chips_from_cloud_mask(image: str | Path, mask: str | Path, rule: CloudRule, 
 
         chips = cut_chips(image, grid, labeller, CLOUD_CLASSES, False, indexes, band_names,
                           {"kind": "cloud-mask", "mask": str(Path(mask).resolve()), "cloudy_if": rule.cloudy_if,
-                           "qa_bits": list(rule.qa_bits) if rule.qa_bits else None, "qa_value": rule.qa_value})
+                           "qa_bits": list(rule.qa_bits) if rule.qa_bits else None, "qa_value": rule.qa_value},
+                          given)
     counts = chips.counts()
     if min(counts.values()) == 0:
         raise LabelError(f"every chip of {image} is {max(counts, key=lambda k: counts[k])} under `cloudy_if` "
@@ -190,7 +194,8 @@ def _chip_classes(counts: np.ndarray, size: int, min_labelled: float, presence: 
 
 def chips_from_labels(image: str | Path, labels: str | Path, grid: ChipGrid, class_field: str | None = None,
                       min_labelled: float = 0.5, presence: float | None = None,
-                      indexes: Sequence[int] | None = None, band_names: Sequence[str] | None = None) -> ChipSet:
+                      indexes: Sequence[int] | None = None, band_names: Sequence[str] | None = None,
+                      given: BandUnits | None = None) -> ChipSet:
     """Chips labelled by the classes of a label raster or polygons: the majority class of the labelled pixels, or
     with `presence` every class covering at least that share of them (multi-label). Chips with less than
     `min_labelled` of their pixels labelled are left out."""
@@ -207,7 +212,7 @@ def chips_from_labels(image: str | Path, labels: str | Path, grid: ChipGrid, cla
         raw = cut_chips(image, grid, labeller, [str(v) for v in range(IGNORE_VALUE)], presence is not None,
                         indexes, band_names, {"kind": "labels", "labels": str(Path(labels).resolve()),
                                               "class_field": class_field, "min_labelled": min_labelled,
-                                              "presence": presence})
+                                              "presence": presence}, given)
     return _compact_classes(raw, names)
 
 

@@ -24,8 +24,9 @@ from landsight.classify.rules import CLOUD_CLASSES
 from landsight.classify.similar import precision_at_k
 from landsight.classify.split import SPLITS, ChipSplit, save_split, split_chips
 from landsight.errors import ConfigError
+from landsight.imagery.bands import Normalization, check_units, reflectance_normalization
 from landsight.imagery.fill_values import FillValueCheck
-from landsight.imagery.normalize import NORM_MODES, InputStats, fit_normalization, normalize
+from landsight.imagery.normalize import NORM_MODES, REFLECTANCE_SPREAD, InputStats, fit_normalization, normalize
 from landsight.labels.classes import ClassTable
 from landsight.learn.history import write_csv
 from landsight.models.ensemble import Ensemble
@@ -133,7 +134,7 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
         log.warning(note)
     train_images = chips.images[split.train]
     data_warnings = _fill_value_warnings(chips)
-    normalization = fit_normalization(train_images, chips.bands.names)
+    normalization = _normalization(chips, train_images)
     tensors = _tensors(chips, split, settings, normalization)
     data = TensorData(*tensors["train"], *tensors["val"], chips.multi_label)
     device = resolve_device(settings.device)
@@ -158,12 +159,26 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
                                "best_epoch": m.best_epoch, "epochs": m.epochs} for k, m in enumerate(members)]
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         model_file = _model_file(chips, result.best.trial.backbone, normalization, state, settings,
-                                 report, InputStats.fit(train_images), decision)
+                                 report, _input_stats(chips, train_images), decision)
         model_file.save(output, overwrite)
         report["sha256"] = model_file.sha256
         report["elapsed_s"] = round(time.monotonic() - started, 1)
         _write_outputs(report, chips, split, paths, overwrite)
     return model_file, report
+
+
+def _normalization(chips: ChipSet, train_images: np.ndarray) -> Normalization:
+    """The training chips' band statistics, or for chips in reflectance the fixed physical normalization (after
+    checking that their values can be reflectance)."""
+    if chips.bands.units != "reflectance":
+        return fit_normalization(train_images, chips.bands.names)
+    check_units(chips.bands, chips.bands, str(chips.source.get("image", "the training chips")), chips.images)
+    return reflectance_normalization(chips.bands.count)
+
+
+def _input_stats(chips: ChipSet, train_images: np.ndarray) -> InputStats:
+    """What the training chips looked like, for the warning on unlike inputs (wider for models in reflectance)."""
+    return InputStats.fit(train_images, REFLECTANCE_SPREAD if chips.bands.units == "reflectance" else 0.0)
 
 
 def _more_members(best: TrialResult, data: TensorData, settings: TrainSettings, device: torch.device,

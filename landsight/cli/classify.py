@@ -62,6 +62,9 @@ def data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Multi-label chips: every class covering this share of the labelled pixels."),
         options.bands_opt,
         click.option("--band-names", default=None, help="Comma-separated band names, e.g. blue,green,red,nir."),
+        options.scale_opt,
+        options.offset_opt,
+        options.units_opt,
         click.option("--skip-unreadable", is_flag=True, help="Leave out chip files that cannot be read."),
     ]
     for decorator in reversed(decorators):
@@ -128,7 +131,7 @@ def run_training(data: str, preset: str | None, **kw: Any) -> None:
                     CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["labels"],
                     kw["class_field"], kw["min_labelled"], kw["multi_label_min"],
                     tuple(parse_band_indexes(kw["bands"]) or ()) or None, _names(kw["band_names"]),
-                    kw["skip_unreadable"])
+                    kw["skip_unreadable"], options.band_units(kw["scale"], kw["offset"], kw["units"]))
     set_cpu_threads(kw["threads"])
     chips = load_chips(spec)
     if preset == "cloud":
@@ -209,17 +212,19 @@ def report(model: str, as_json: bool, open_page: bool) -> None:
               help="OUT.csv, a vector file of chip footprints (OUT.geojson in WGS 84, OUT.gpkg, ...) or OUT.tif "
                    "(class per window of one raster).")
 @options.bands_opt
+@options.scale_options
 @options.device_opt
 @options.crs_opt
 @options.overwrite_opt
-def predict(model: str, inputs: tuple[str, ...], output: str | None, bands: str | None, device: str,
-            crs: str | None, overwrite: bool) -> None:
+def predict(model: str, inputs: tuple[str, ...], output: str | None, bands: str | None, scale: str | None,
+            offset: str | None, device: str, crs: str | None, overwrite: bool) -> None:
     """Classify INPUTS (chip files, folders of chips, rasters cut into chip-size windows) with MODEL."""
     from landsight.classify.classifier import Classifier
     from landsight.classify.predict import predict_to_file
 
     classifier = Classifier.load(model, device)
-    rows = predict_to_file(classifier, inputs, output, parse_band_indexes(bands), overwrite, crs)
+    rows = predict_to_file(classifier, inputs, output, parse_band_indexes(bands), overwrite, crs,
+                           options.band_units(scale, offset))
     if output is None:
         for row in rows:
             click.echo(f"{row['id']}\t{row['class']}\t" + " ".join(f"{k}={v:.3f}" for k, v in row.items()

@@ -39,10 +39,11 @@ def train(data: str, **kw: Any) -> None:
 @click.option("--threshold", type=options.FiniteFloatRange(0, 1), default=None,
               help="P(cloudy) from which a chip is cloudy [0.5].")
 @options.bands_opt
+@options.scale_options
 @options.device_opt
 @options.overwrite_opt
 def filter_(model: str, inputs: tuple[str, ...], output: str, mask: str | None, threshold: float | None,
-            bands: str | None, device: str, overwrite: bool) -> None:
+            bands: str | None, scale: str | None, offset: str | None, device: str, overwrite: bool) -> None:
     """Sort INPUTS (a raster cut into chip-size windows, chip files or folders) into clear and cloudy with MODEL."""
     from landsight.classify.gate import CloudGate, filter_chips, filter_raster
     from landsight.classify.inputs import is_large_raster
@@ -52,13 +53,14 @@ def filter_(model: str, inputs: tuple[str, ...], output: str, mask: str | None, 
     if threshold is not None:
         gate.threshold = threshold
     indexes = parse_band_indexes(bands)
+    given = options.band_units(scale, offset)
     single_raster = len(inputs) == 1 and Path(inputs[0]).is_file() and is_large_raster(Path(inputs[0]),
                                                                                          gate.chip_size)
     if mask and not single_raster:
         raise ConfigError("--mask needs exactly one raster input (larger than twice the gate's chip size)")
     if single_raster:
-        counts = filter_raster(gate, inputs[0], output, mask, indexes, overwrite)
+        counts = filter_raster(gate, inputs[0], output, mask, indexes, overwrite, given)
     else:
-        counts = filter_chips(gate, inputs, output, indexes, overwrite)
+        counts = filter_chips(gate, inputs, output, indexes, overwrite, given)
     click.echo(f"{counts['chips']} chip(s): {counts['clear']} clear, {counts['cloudy']} cloudy; wrote {output}"
                + (f" and {mask}" if mask else ""))

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from landsight.errors import ConfigError
+from landsight.imagery.bands import BandUnits, parse_band_values
 from landsight.labels.vector_out import KEEP_CRS, check_request
 from landsight.outputs import register_input
 
@@ -103,3 +104,26 @@ overlap_opt = click.option("--overlap", type=click.IntRange(min=0), default=128,
                            help="Overlap of neighbouring windows in px (blended: no seams).")
 threads_opt = click.option("--threads", type=ThreadCount(), default="auto", show_default=True,
                            help="CPU threads: a number, or auto (the cores other processes leave free).")
+scale_opt = click.option("--scale", default=None,
+                         help="Band scale, one per selected band (comma-separated) or one for all: physical value = "
+                              "raw x SCALE + OFFSET, e.g. 1e-4 for Sentinel-2 L1C/L2A, 2e-5 for Landsat-8/9 Level-1 "
+                              "DN [the file's scale metadata, else 1].")
+offset_opt = click.option("--offset", default=None,
+                          help="Band offset, one per selected band or one for all, e.g. -0.1 for Landsat-8/9 "
+                               "Level-1 DN [the file's offset metadata, else 0].")
+units_opt = click.option("--units", type=click.Choice(["dn", "reflectance"]), default=None,
+                         help="Units of the bands after --scale/--offset. reflectance: the model gets a fixed "
+                              "physical normalization and runs on any sensor's reflectance [the file's unit type, "
+                              "else dn].")
+
+
+def scale_options(func: F) -> F:
+    """`--scale` and `--offset`: the physical units of images whose files lack scale/offset metadata."""
+    return scale_opt(offset_opt(func))
+
+
+def band_units(scale: str | None, offset: str | None, units: str | None = None) -> BandUnits | None:
+    """The `BandUnits` of `--scale`, `--offset` and `--units` (None when none is given: the files decide)."""
+    if scale is None and offset is None and units is None:
+        return None
+    return BandUnits(parse_band_values(scale, "scale"), parse_band_values(offset, "offset"), units)

@@ -20,11 +20,13 @@ from landsight.imagery.bands import parse_band_indexes
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Windows per forward pass (1024 px windows are large: more mostly costs memory).")
 @options.bands_opt
+@options.scale_options
 @options.device_opt
 @stac_options
 @options.overwrite_opt
 def predict(model: str, image: str, output: str, probabilities: bool, window: int, overlap: int, batch_size: int,
-            bands: str | None, device: str, aoi: str | None, stac_bands: str | None, overwrite: bool) -> None:
+            bands: str | None, scale: str | None, offset: str | None, device: str, aoi: str | None,
+            stac_bands: str | None, overwrite: bool) -> None:
     """Predict IMAGE with MODEL into OUTPUT (tiled, compressed, Cloud Optimized GeoTIFF with provenance tags).
 
     IMAGE is a raster, or a STAC Item or ItemCollection (file or URL) whose COG assets are read window by window.
@@ -40,6 +42,6 @@ def predict(model: str, image: str, output: str, probabilities: bool, window: in
         # a STAC image becomes a VRT holding exactly the model's bands, in its order
         indexes = list(range(1, spec.count + 1)) if spec else parse_band_indexes(bands)
         summary = predict_raster(model, path, output, overlap, batch_size, device, probabilities, indexes,
-                                 overwrite, window, source=image)
+                                 overwrite, window, source=image, given=options.band_units(scale, offset))
     click.echo(f"{summary['windows']} windows of {summary['window']} px (overlap {summary['overlap']} px); "
                f"model {summary['model_sha256'][:12]}; wrote {output}")

@@ -11,7 +11,7 @@ from landsight.cli import options
 from landsight.cli.remote import image_path, stac_options
 from landsight.config import MODEL_CHOICES, class_table_for, load_dataset_config, load_train_config
 from landsight.errors import ConfigError
-from landsight.imagery.bands import parse_band_indexes
+from landsight.imagery.bands import BandUnits, parse_band_indexes
 
 
 def _class_weights(ctx: click.Context, param: click.Parameter,
@@ -76,14 +76,16 @@ def _class_weights(ctx: click.Context, param: click.Parameter,
               help="Stop after this much training time.")
 @click.option("--restart", is_flag=True, help="Ignore a resume state left by an interrupted run.")
 @options.bands_opt
+@options.scale_options
+@options.units_opt
 @options.device_opt
 @stac_options
 @options.overwrite_opt
 def train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
-          background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
-          bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-          aoi: str | None, stac_bands: str | None, overwrite: bool, class_weights: tuple[float, ...] | str | None,
-          **settings: object) -> None:
+          background: bool, config_path: str | None, model_config: str | None, bands: str | None, scale: str | None,
+          offset: str | None, units: str | None, device: str, bounds: tuple[float, float, float, float] | None,
+          max_minutes: float | None, restart: bool, aoi: str | None, stac_bands: str | None, overwrite: bool,
+          class_weights: tuple[float, ...] | str | None, **settings: object) -> None:
     """Train a segmentation model on IMAGE and LABELS (or the pairs of a --config dataset file).
 
     IMAGE may be a STAC Item or ItemCollection (file or URL): --stac-bands names the item bands to train on (they
@@ -95,13 +97,15 @@ def train(image: str | None, labels: str | None, output: str, class_field: str |
         if image is not None:
             image = stack.enter_context(image_path(image, aoi, stac_bands))
         _train(image, labels, output, class_field, class_name, background, config_path, model_config, bands, device,
-               bounds, max_minutes, restart, overwrite, class_weights, **settings)
+               bounds, max_minutes, restart, overwrite, class_weights, options.band_units(scale, offset, units),
+               **settings)
 
 
 def _train(image: str | None, labels: str | None, output: str, class_field: str | None, class_name: str,
            background: bool, config_path: str | None, model_config: str | None, bands: str | None, device: str,
            bounds: tuple[float, float, float, float] | None, max_minutes: float | None, restart: bool,
-           overwrite: bool, class_weights: tuple[float, ...] | str | None, **settings: object) -> None:
+           overwrite: bool, class_weights: tuple[float, ...] | str | None, given: BandUnits | None,
+           **settings: object) -> None:
     from landsight.train.segmentation import train_segmentation
 
     dataset = load_dataset_config(config_path) if config_path else None
@@ -113,7 +117,7 @@ def _train(image: str | None, labels: str | None, output: str, class_field: str 
         background = False
     table, field = class_table_for(pairs[0][0], pairs[0][1], config_path, class_field, class_name, background)
     model = train_segmentation(pairs, output, table, field, background, config, device,
-                               parse_band_indexes(bands), bounds or None, overwrite, restart, max_minutes)
+                               parse_band_indexes(bands), bounds or None, overwrite, restart, max_minutes, given)
     scores = model.metrics.get("per_class", {})
     for name, s in scores.items():
         click.echo(f"{name:>16}: IoU {s['iou'] if s['iou'] is not None else float('nan'):.3f}  "

@@ -15,8 +15,8 @@ from rasterio.windows import Window
 from torch.utils.data import Dataset
 
 from landsight.data.transforms import Augment, orient
-from landsight.imagery.bands import BandSpec, Normalization
-from landsight.imagery.io import read_masked, read_window
+from landsight.imagery.bands import BandSpec, Normalization, read_bands
+from landsight.imagery.io import read_window
 from landsight.labels.classes import IGNORE_VALUE
 
 
@@ -60,8 +60,7 @@ class ChipDataset(Dataset[dict[str, torch.Tensor]]):
         pair_index, window = self.chips[i]
         pair = self.pairs[pair_index]
         src = self._open(pair.image)
-        indexes = list(self.bands.indexes)
-        data, valid = read_masked(src, window, indexes)
+        data, valid = read_bands(src, window, self.bands)
         pixels = np.asarray(valid.any(axis=0))
         image = self.normalization.apply(data, pixels)
         mask = self.index_lut[read_window(self._open(pair.mask), window, [1])[0]]

@@ -1,4 +1,4 @@
-"""Which bands a model reads, in which order, and how their values are normalized."""
+"""Which bands a model reads, in which order, in which physical units, and how their values are normalized."""
 
 from __future__ import annotations
 
@@ -21,31 +21,125 @@ log = logging.getLogger(__name__)
 _DEFAULT_NAME = re.compile(r"^b\d+$")
 
 
+UNITS: tuple[str, ...] = ("dn", "reflectance")
+"""Band units a model can be trained in: "dn" (digital numbers, or anything unknown) or "reflectance" (0..1)."""
+
+REFLECTANCE_MAX = 2.0
+"""Values above this cannot be reflectance (top-of-atmosphere reflectance of the brightest cloud or snow stays
+below about 1.6), so they betray digital numbers that lack their scale and offset."""
+
+REFLECTANCE_NORMALIZATION_MEAN = 0.2
+REFLECTANCE_NORMALIZATION_STD = 0.2
+"""Fixed normalization of models trained in reflectance, the same for every band and sensor: (r - 0.2) / 0.2 maps
+dark water (~0.03) to about -1, vegetation and soil (0.05-0.4) to -0.8..1 and bright cloud or snow (0.5-1) to
+1.5-4, so a chip's absolute brightness and band ratios, which make a cloud a cloud, mean the same on every sensor
+(dataset statistics would tie them to the training scene)."""
+
+SCALE_EXAMPLES = ("scale 1e-4 for Sentinel-2 L1C/L2A (reflectance x 10000), scale 2e-5 and offset -0.1 for "
+                  "Landsat-8/9 Level-1 digital numbers")
+
+
+@dataclasses.dataclass(frozen=True)
+class BandUnits:
+    """Physical units of image bands given by the user: per selected band `scales` and `offsets` (physical value =
+    raw x scale + offset; one value applies to every band) and the `units` they give ("dn" or "reflectance").
+    None fields come from the file's own metadata (GDAL scale/offset/unit type)."""
+
+    scales: tuple[float, ...] | None = None
+    offsets: tuple[float, ...] | None = None
+    units: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.units is not None and self.units not in UNITS:
+            raise RasterError(f"`units` {self.units!r}: choose from {list(UNITS)}")
+        for what, values in (("scale", self.scales), ("offset", self.offsets)):
+            if values is not None and not all(np.isfinite(v) for v in values):
+                raise RasterError(f"`{what}` {list(values)}: every value must be a finite number")
+        if self.scales is not None and any(v == 0 for v in self.scales):
+            raise RasterError(f"`scale` {list(self.scales)}: a scale of 0 erases the band; use 1 to keep raw values")
+
+
+def _per_band(values: tuple[float, ...] | None, count: int, what: str) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise RasterError(f"`{what}` gives {len(values)} values {list(values)} for {count} selected band(s); give "
+                          f"one value per band or one for all")
+    return tuple(values)
+
+
 @dataclasses.dataclass(frozen=True)
 class BandSpec:
     """Band selection: 1-based `indexes` into the raster and one name per selected band.
 
-    `source_count` is the band count of the raster the selection was made on (0 when unknown).
+    `source_count` is the band count of the raster the selection was made on (0 when unknown). Per band, physical
+    value = raw x `scales` + `offsets` (default 1 and 0), in `units` ("dn" when unknown, or "reflectance").
     """
 
     indexes: tuple[int, ...]
     names: tuple[str, ...]
     source_count: int = 0
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
+    units: str = "dn"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(float(v) for v in self.scales) or (1.0,) * len(self.indexes))
+        object.__setattr__(self, "offsets", tuple(float(v) for v in self.offsets) or (0.0,) * len(self.indexes))
+        if len(self.scales) != len(self.indexes) or len(self.offsets) != len(self.indexes):
+            raise RasterError(f"band spec {list(self.names)}: {len(self.scales)} scale(s) and {len(self.offsets)} "
+                              f"offset(s) for {len(self.indexes)} band(s); give one per band")
+        if self.units not in UNITS:
+            raise RasterError(f"band units {self.units!r}: choose from {list(UNITS)}")
 
     @property
     def count(self) -> int:
         """Number of bands the model reads."""
         return len(self.indexes)
 
+    @property
+    def scaled(self) -> bool:
+        """True when some band has a scale other than 1 or an offset other than 0."""
+        return any(s != 1 for s in self.scales) or any(o != 0 for o in self.offsets)
+
+    def physical(self, data: np.ndarray) -> np.ndarray:
+        """Raw (C, H, W) values, or a batch of them, in physical units: float32 raw x scale + offset per band
+        (`data` itself when every scale is 1 and offset 0). NaN stays NaN; nodata masks are the caller's."""
+        if not self.scaled:
+            return data
+        scales = np.asarray(self.scales, dtype=np.float64)[:, None, None]
+        offsets = np.asarray(self.offsets, dtype=np.float64)[:, None, None]
+        return (data.astype(np.float64) * scales + offsets).astype(np.float32)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for model files and provenance tags."""
-        return {"indexes": list(self.indexes), "names": list(self.names), "source_count": self.source_count}
+        return {"indexes": list(self.indexes), "names": list(self.names), "source_count": self.source_count,
+                "scales": list(self.scales), "offsets": list(self.offsets), "units": self.units}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BandSpec:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; dicts without scales, offsets or units (older model files) get 1, 0 and "dn"."""
         return cls(tuple(int(i) for i in data["indexes"]), tuple(str(n) for n in data["names"]),
-                   int(data.get("source_count", 0)))
+                   int(data.get("source_count", 0)), tuple(float(v) for v in data.get("scales") or ()),
+                   tuple(float(v) for v in data.get("offsets") or ()), str(data.get("units") or "dn"))
+
+
+def reflectance_normalization(count: int) -> Normalization:
+    """The fixed normalization of models trained in reflectance (see `REFLECTANCE_NORMALIZATION_MEAN`)."""
+    return Normalization((REFLECTANCE_NORMALIZATION_MEAN,) * count, (REFLECTANCE_NORMALIZATION_STD,) * count)
+
+
+def parse_band_values(text: str | None, what: str) -> tuple[float, ...] | None:
+    """Parse "2e-5" or "1e-4,1e-4,1e-4" (scale or offset values) into floats; None stays None."""
+    if text is None or text == "":
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise RasterError(f"`{what}` {text!r} is not a comma-separated list of numbers, e.g. 2e-5 or "
+                          "1e-4,1e-4,1e-4,1e-4") from exc
 
 
 def parse_band_indexes(text: str | None) -> list[int] | None:
@@ -62,20 +156,38 @@ def parse_band_indexes(text: str | None) -> list[int] | None:
     return indexes
 
 
-def band_spec_for(src: DatasetReader, indexes: Sequence[int] | None = None) -> BandSpec:
-    """The band spec of `src`: the selected (default all) bands, named by their descriptions or b1, b2..."""
+def band_spec_for(src: DatasetReader, indexes: Sequence[int] | None = None,
+                  given: BandUnits | None = None) -> BandSpec:
+    """The band spec of `src`: the selected (default all) bands, named by their descriptions or b1, b2..., with
+    scales, offsets and units from `given` where given, else from the file's metadata (GDAL scale/offset; units
+    "reflectance" when every selected band's unit type says so, else "dn")."""
     chosen = tuple(indexes) if indexes else tuple(range(1, src.count + 1))
     for i in chosen:
         if i > src.count:
             raise RasterError(f"band {i} requested but {src.name} has {src.count} band(s); choose from 1..{src.count}")
     names = tuple((src.descriptions[i - 1] or f"b{i}") for i in chosen)
-    return BandSpec(chosen, names, src.count)
+    given = given or BandUnits()
+    scales = _per_band(given.scales, len(chosen), "scale") or tuple(src.scales[i - 1] for i in chosen)
+    offsets = _per_band(given.offsets, len(chosen), "offset") or tuple(src.offsets[i - 1] for i in chosen)
+    file_units = {(src.units[i - 1] or "").strip().lower() for i in chosen}
+    units = given.units or ("reflectance" if file_units == {"reflectance"} else "dn")
+    return BandSpec(chosen, names, src.count, scales, offsets, units)
 
 
-def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[int] | None = None) -> BandSpec:
+def read_bands(src: DatasetReader, window: Window, spec: BandSpec) -> tuple[np.ndarray, np.ndarray]:
+    """`read_masked` of `spec`'s bands, converted to physical units (`BandSpec.physical`): the one read every path
+    that feeds a model uses."""
+    data, valid = read_masked(src, window, list(spec.indexes))
+    return spec.physical(data), valid
+
+
+def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[int] | None = None,
+                      given: BandUnits | None = None) -> BandSpec:
     """Return the band spec to read from `src` for a model trained on `expected`; raise if they cannot match.
 
-    Without explicit `indexes`, the image must have as many bands as the model's training image had.
+    Without explicit `indexes`, the image must have as many bands as the model's training image had. Scales and
+    offsets come from `given` or the file (see `band_spec_for`); their units must suit the model (see
+    `check_units`, judged on a decimated read of the image).
     """
     if not indexes and expected.source_count and src.count != expected.source_count:
         raise RasterError(
@@ -83,7 +195,7 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
             f"{src.name} has {src.count} band(s); pass `bands` with {expected.count} band numbers of this image in "
             "the model's order"
         )
-    spec = band_spec_for(src, indexes or (expected.indexes if max(expected.indexes) <= src.count else None))
+    spec = band_spec_for(src, indexes or (expected.indexes if max(expected.indexes) <= src.count else None), given)
     if spec.count != expected.count:
         raise RasterError(
             f"the model reads {expected.count} band(s) {list(expected.names)} but {src.name} gives {spec.count} "
@@ -92,12 +204,54 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
     named = [(a, b) for a, b in zip(expected.names, spec.names, strict=True)
              if not _DEFAULT_NAME.match(a) and not _DEFAULT_NAME.match(b)]
     wrong = [(a, b) for a, b in named if a.lower() != b.lower()]
-    if wrong:
+    if wrong and not indexes:  # bands picked by number are in the model's order by the caller's word
         raise RasterError(
             f"band names of {src.name} {list(spec.names)} do not match the model's {list(expected.names)}; "
             "pass `bands` to pick the image bands in the model's order"
         )
+    check_units(expected, spec, str(src.name), sample_physical(src, spec) if expected.units == "reflectance" else None)
     return spec
+
+
+def sample_physical(src: DatasetReader, spec: BandSpec, side: int = 256) -> np.ndarray:
+    """A decimated (C, <=side, <=side) read of `spec`'s bands in physical units, nodata as NaN."""
+    shape = (spec.count, min(side, src.height), min(side, src.width))
+    data = src.read(list(spec.indexes), out_shape=shape, masked=True)
+    raw = np.ma.filled(data.astype(np.float64), np.nan)
+    return np.asarray(spec.physical(raw), dtype=np.float64)
+
+
+def check_units(model: BandSpec, image: BandSpec | None, source: str, values: np.ndarray | None = None) -> None:
+    """Refuse an image whose band units cannot be the model's, naming the band and the fix (RasterError).
+
+    A model in reflectance refuses physical `values` ((C, ...) or (N, C, ...), after scale and offset) above
+    `REFLECTANCE_MAX`; a model in digital numbers refuses an `image` spec in reflectance or with other scales or
+    offsets than its own (its statistics are in its training image's units).
+    """
+    if model.units == "reflectance":
+        if values is None:
+            return
+        per_band = np.moveaxis(np.asarray(values, dtype=np.float64), -3, 0).reshape(model.count, -1)
+        for k, name in enumerate(model.names):
+            finite = per_band[k][np.isfinite(per_band[k])]
+            top = float(finite.max()) if finite.size else 0.0
+            if top > REFLECTANCE_MAX:
+                how = (f"scale {image.scales[k]:g} and offset {image.offsets[k]:g}" if image is not None and
+                       image.scaled else "no scale or offset")
+                raise RasterError(
+                    f"band {k + 1} ({name}) of {source} has values up to {top:g} with {how}: not reflectance, "
+                    f"which the model reads; give the image's `scale` and `offset` (physical = raw x scale + "
+                    f"offset), e.g. {SCALE_EXAMPLES}")
+        return
+    if image is None:
+        return
+    for k, name in enumerate(model.names):
+        if image.units == "reflectance" or (image.scales[k], image.offsets[k]) != (model.scales[k], model.offsets[k]):
+            raise RasterError(
+                f"band {k + 1} ({name}) of {source} is in {image.units} with scale {image.scales[k]:g} and offset "
+                f"{image.offsets[k]:g}, but the model reads digital numbers with scale {model.scales[k]:g} and "
+                f"offset {model.offsets[k]:g}: give `scale` {model.scales[k]:g} and `offset` {model.offsets[k]:g} "
+                "for this image, or use a model trained with `units` reflectance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +296,7 @@ def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window
         names.append(str(src.name))
         fills = FillValueCheck(spec.names)
         for window in windows:
-            data, valid = read_masked(src, window, list(spec.indexes))
+            data, valid = read_bands(src, window, spec)
             pixels = data.astype(np.float64)[:, valid.any(axis=0)]
             pixels[~np.isfinite(pixels)] = np.nan
             fills.update(pixels)

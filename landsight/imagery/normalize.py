@@ -21,6 +21,12 @@ NORM_MODES: tuple[str, ...] = ("dataset", "per-image")
 OUTLIER_Z = 4.0
 """Inputs whose band mean lies more than this many training standard deviations (of chip means) away warn."""
 
+REFLECTANCE_SPREAD = 0.1
+"""Least spread of chip means, in reflectance, that the warning of a model trained in reflectance assumes: one
+training scene under-represents how much land covers differ between scenes and sensors (vegetation NIR alone spans
+0.2-0.5), and such a model is meant to run on them; inputs in the wrong units are refused before (see
+`landsight.imagery.bands.check_units`)."""
+
 
 def _nan_stats(values: np.ndarray, axis: Any) -> tuple[np.ndarray, np.ndarray]:
     with warnings.catch_warnings():
@@ -60,17 +66,18 @@ def normalize(images: np.ndarray, mode: str, normalization: Normalization) -> np
 
 @dataclasses.dataclass(frozen=True)
 class InputStats:
-    """What training inputs looked like: per band, the mean and std of chip means (raw units)."""
+    """What training inputs looked like: per band, the mean and std of chip means (the model's units)."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
     @classmethod
-    def fit(cls, images: np.ndarray) -> InputStats:
-        """Statistics of (N, C, H, W) raw training chips."""
+    def fit(cls, images: np.ndarray, min_std: float = 0.0) -> InputStats:
+        """Statistics of (N, C, H, W) training chips (in the model's units); the std of chip means is at least
+        `min_std` (e.g. `REFLECTANCE_SPREAD`)."""
         chip_means, _ = _nan_stats(images.astype(np.float64), axis=(2, 3))
         mean, std = _nan_stats(chip_means, axis=0)
-        floor = 1e-3 * np.maximum(np.abs(mean), 1.0)
+        floor = np.maximum(1e-3 * np.maximum(np.abs(mean), 1.0), min_std)
         return cls(tuple(mean.tolist()), tuple(np.maximum(std, floor).tolist()))
 
     def to_dict(self) -> dict[str, Any]:

@@ -297,13 +297,14 @@ def plan_tasks(config: JobConfig, image: str, model_file: ModelFile) -> list[Chu
 
 
 def read_task(task: ChunkTask, model_file: ModelFile, gate_bands: BandSpec | None = None) -> ChunkData:
-    """Read a chunk's normalized batch and, with a gate's `gate_bands`, the raw pixels of those bands."""
+    """Read a chunk's normalized batch and, with a gate's `gate_bands`, the pixels of those bands in the gate's
+    units (scale and offset from the image file, see `check_bands_match`)."""
     with open_raster(task.image) as src:
         batch = read_chunk(src, task.plan, task.chunk, model_file.normalization)
         images = None
         if gate_bands is not None:
             spec = check_bands_match(gate_bands, src)
-            images = tuple(read_window(src, w, list(spec.indexes)) for w in task.chunk.windows)
+            images = tuple(spec.physical(read_window(src, w, list(spec.indexes))) for w in task.chunk.windows)
     return ChunkData(task, task.chunk.windows, batch, images)
 
 

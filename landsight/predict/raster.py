@@ -27,14 +27,13 @@ from rich.progress import Progress
 
 from landsight import __version__
 from landsight.errors import ConfigError
-from landsight.imagery.bands import BandSpec, Normalization, check_bands_match
+from landsight.imagery.bands import BandSpec, BandUnits, Normalization, check_bands_match, read_bands
 from landsight.imagery.io import (
     GDAL_CACHE_MB,
     check_readable,
     create_raster,
     open_raster,
     output_profile,
-    read_masked,
     read_valid_mask,
     to_cog,
 )
@@ -128,8 +127,9 @@ def plan_chunks(rows: Sequence[Sequence[Window]], batch_size: int) -> tuple[Chun
 
 def plan_raster(image: str | Path, model_file: ModelFile, window: int = DEFAULT_WINDOW,
                 overlap: int = DEFAULT_OVERLAP, batch_size: int = 1,
-                bands: Sequence[int] | None = None, check: bool = False) -> RasterPlan:
-    """Open `image`, match its bands to the model's and lay out windows and chunks.
+                bands: Sequence[int] | None = None, check: bool = False, given: BandUnits | None = None) -> RasterPlan:
+    """Open `image`, match its bands (and their units: scale and offset from `given`, else the file) to the model's
+    and lay out windows and chunks.
 
     `check` also reads a few pixels across the file first, to catch truncated or corrupt files before any work.
     """
@@ -137,7 +137,7 @@ def plan_raster(image: str | Path, model_file: ModelFile, window: int = DEFAULT_
     if check:
         check_readable(image)
     with open_raster(image) as src:
-        spec = check_bands_match(model_file.bands, src, bands)
+        spec = check_bands_match(model_file.bands, src, bands, given)
         rows = aligned_window_rows(src.width, src.height, window, overlap)
         return RasterPlan(str(image), src.width, src.height, spec, window, overlap, plan_chunks(rows, batch_size))
 
@@ -149,13 +149,14 @@ def batch_shape(width: int, height: int, window: int) -> tuple[int, int]:
 
 def read_batch(src: DatasetReader, windows: Sequence[Window], spec: BandSpec, normalization: Normalization,
                shape: tuple[int, int]) -> np.ndarray:
-    """Normalized (N, C, H, W) float32 for `windows`, each padded by reflection at the raster edge to `shape`.
+    """Normalized (N, C, H, W) float32 for `windows` (in physical units first: `read_bands`), each padded by
+    reflection at the raster edge to `shape`.
 
     Nodata pixels (see `read_masked`) and NaN/Inf values become 0 (the band mean after normalization).
     """
     batch = np.zeros((len(windows), spec.count, *shape), dtype=np.float32)
     for i, window in enumerate(windows):
-        data, valid = read_masked(src, window, list(spec.indexes))
+        data, valid = read_bands(src, window, spec)
         data = normalization.apply(data, np.asarray(valid.any(axis=0)))
         h, w = data.shape[1:]
         pad = ((0, 0), (0, shape[0] - h), (0, shape[1] - w))
@@ -259,8 +260,9 @@ def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: C
 def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
                    batch_size: int = 1, device: str = "auto", probabilities: bool = False,
                    bands: Sequence[int] | None = None, overwrite: bool = False, window: int = DEFAULT_WINDOW,
-                   cog: bool = True, source: str | None = None) -> dict[str, Any]:
-    """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary.
+                   cog: bool = True, source: str | None = None, given: BandUnits | None = None) -> dict[str, Any]:
+    """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary. `given` scales and
+    offsets override the image file's (see `check_bands_match`).
 
     The output's `source_image` tag names `source` (e.g. the STAC item a VRT `image` was made from), else `image`.
 
@@ -270,7 +272,7 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
     """
     check_output(output, overwrite)
     predictor = model if isinstance(model, Predictor) else Predictor.load(model, device)
-    plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands)
+    plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands, given=given)
     log_plan(plan, batch_size)
     tags = provenance_tags(predictor, plan.spec, window, overlap, source or str(image))
     with open_raster(image) as src:

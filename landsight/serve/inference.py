@@ -142,7 +142,7 @@ def window_results(src: DatasetReader, plan: RasterPlan, model: ServedModel,
 
 
 def _classify(job: Job, src: DatasetReader, spec: BandSpec) -> Answer:
-    raw = read_window(src, Window(0, 0, src.width, src.height), list(spec.indexes)).astype(np.float32)
+    raw = spec.physical(read_window(src, Window(0, 0, src.width, src.height), list(spec.indexes)).astype(np.float32))
     probs = job.infer([raw])[0]
     names = job.model.model_file.classes.names
     body = {"model": job.model.name, "sha256": job.model.sha256,

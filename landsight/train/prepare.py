@@ -18,7 +18,16 @@ from rasterio.windows import Window, from_bounds
 from landsight.config import TrainConfig
 from landsight.data.datasets import RasterPair
 from landsight.errors import ConfigError, LabelError, RasterError
-from landsight.imagery.bands import BandSpec, Normalization, band_spec_for, compute_normalization
+from landsight.imagery.bands import (
+    BandSpec,
+    BandUnits,
+    Normalization,
+    band_spec_for,
+    check_units,
+    compute_normalization,
+    reflectance_normalization,
+    sample_physical,
+)
 from landsight.imagery.io import check_readable, open_raster
 from landsight.imagery.windows import (
     Box,
@@ -104,8 +113,11 @@ def _mask_for(image: str, labels: str, work_dir: Path, i: int, table: ClassTable
 
 def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, table: ClassTable, field: str | None,
                           background: bool, config: TrainConfig, band_indexes: Sequence[int] | None = None,
-                          bounds: tuple[float, float, float, float] | None = None) -> TrainingData:
-    """Check every pair, rasterize labels, split each image into blocked train/validation, compute statistics."""
+                          bounds: tuple[float, float, float, float] | None = None,
+                          given: BandUnits | None = None) -> TrainingData:
+    """Check every pair, rasterize labels, split each image into blocked train/validation, compute statistics (or,
+    for images in reflectance, take the fixed physical normalization). Scales and offsets come from `given`, else
+    each file's metadata; every image must convert alike."""
     if not pairs:
         raise ConfigError("no image/label pairs given; pass IMAGE LABELS or a dataset config with 'pairs'")
     output_folder(work_dir)
@@ -114,10 +126,18 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
     for i, (image, labels) in enumerate(pairs):
         check_readable(image)
         with open_raster(image) as src:
-            this_spec = band_spec_for(src, band_indexes)
+            this_spec = band_spec_for(src, band_indexes, given)
             if spec is not None and this_spec.count != spec.count:
                 raise RasterError(f"{image} gives {this_spec.count} bands but {pairs[0][0]} gives {spec.count}; "
                                   "every training image needs the same bands (use `bands`)")
+            if spec is not None and (this_spec.scales, this_spec.offsets, this_spec.units) != (
+                    spec.scales, spec.offsets, spec.units):
+                raise RasterError(f"{image} has band scales {list(this_spec.scales)}, offsets "
+                                  f"{list(this_spec.offsets)} ({this_spec.units}) but {pairs[0][0]} has "
+                                  f"{list(spec.scales)}, {list(spec.offsets)} ({spec.units}); give `scale`, `offset` "
+                                  "and `units` that hold for every training image")
+            if this_spec.units == "reflectance":
+                check_units(this_spec, this_spec, image, sample_physical(src, this_spec))
             spec = spec or this_spec
             region = pixel_region(bounds, src)
             split = blocked_split(src.width, src.height, config.chip_size, config.val_fraction, config.seed + i, region)
@@ -126,7 +146,8 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
         positions.append(train_positions(split))
         log.info("%s: %s, %d training chip positions", image, split.summary(), len(positions[-1]))
     assert spec is not None
-    normalization = _normalization(raster_pairs, splits, spec)
+    normalization = (reflectance_normalization(spec.count) if spec.units == "reflectance" else
+                     _normalization(raster_pairs, splits, spec))
     sources = [{"image": str(Path(a).resolve()), "labels": str(Path(b).resolve())} for a, b in pairs]
     return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources)
 

@@ -13,6 +13,7 @@ import torch
 
 from landsight.config import TrainConfig
 from landsight.errors import CheckpointError, LandsightError
+from landsight.imagery.bands import BandUnits
 from landsight.labels.classes import ClassTable
 from landsight.learn.fit import FitResult, FitSettings, evaluate, fit
 from landsight.learn.history import write_csv
@@ -32,7 +33,8 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
                        background: bool, config: TrainConfig, device: str = "auto",
                        band_indexes: Sequence[int] | None = None,
                        bounds: tuple[float, float, float, float] | None = None, overwrite: bool = False,
-                       restart: bool = False, max_minutes: float | None = None) -> ModelFile:
+                       restart: bool = False, max_minutes: float | None = None,
+                       given: BandUnits | None = None) -> ModelFile:
     """Rasterize, split, train and save. Interrupted runs resume from `OUTPUT.resume.pt` when run again.
 
     With `config.ensemble` N > 1, N members are trained alike from seeds seed .. seed + N - 1 (each with its share
@@ -47,7 +49,8 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
     work_dir = output.with_name(output.name + ".work")
     resuming = work_dir.exists()
     try:
-        data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds)
+        data = prepare_training_data(pairs, work_dir, table, field, background, config, band_indexes, bounds,
+                                     given)
     except BaseException:  # refused input: leave nothing behind
         _discard(work_dir, resuming)
         raise
