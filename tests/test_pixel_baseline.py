@@ -86,3 +86,6 @@ def test_train_model_baseline_predicts_window_by_window(invoke, tmp_path, nc_ima
         assert set(np.unique(a.read(1))) <= set(mf.classes.values)
         # a pixel model needs 4 px of context (9x9 means): windows agree with one pass but for their borders
         assert (a.read(1) == b.read(1)).mean() > 0.98
+    refused = invoke("export", model, "--onnx", tmp_path / "m.onnx")
+    assert refused.exit_code == 2 and "pixel baseline" in refused.output and "--model network" in refused.output
+    assert not (tmp_path / "m.onnx").exists()

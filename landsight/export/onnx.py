@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from landsight.errors import MissingExtraError
+from landsight.errors import CheckpointError, MissingExtraError
 from landsight.models.model_file import ModelFile, load_model_file
 from landsight.models.onnx_runtime import METADATA_KEY, OnnxModel
+from landsight.models.registry import PIXEL_FOREST
 from landsight.outputs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,10 @@ def export_onnx(model: str | Path, output: str | Path, int8: bool = False, batch
     """Export a classification or segmentation MODEL file to ONNX; verify and time it against PyTorch on CPU."""
     check_output(output, overwrite)
     model_file = load_model_file(model, task=None)
+    if model_file.arch == PIXEL_FOREST:
+        raise CheckpointError(f"{model} holds the pixel baseline (a random forest), which runs on PyTorch only: its "
+                              "tree walk rounds differently in ONNX Runtime; export a network trained with "
+                              "`landsight train ... --model network`")
     module = model_file.build().eval()
     with atomic_path(output, overwrite) as tmp:
         fp32 = tmp.with_name(tmp.name + ".fp32.onnx") if int8 else tmp
