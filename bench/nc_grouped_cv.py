@@ -19,12 +19,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from click.testing import CliRunner
 
 from bench.common import OUT, git_revision, machine, replace_section
 from landsight.cli.main import cli
-from landsight.labels.classes import IGNORE_VALUE
+from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import rasterize_labels
 from landsight.models.model_file import load_model_file
 
@@ -57,14 +58,17 @@ def run(*args: object) -> None:
         raise SystemExit(f"landsight {' '.join(map(str, args))} failed:\n{result.output}")
 
 
-def accuracy(model: Path, test_labels: Path, folder: Path) -> float:
-    """Overall accuracy of `model`'s prediction over the pixels of `test_labels`."""
+def accuracy(model: Path, test_labels: Path, folder: Path, classes: ClassTable) -> float:
+    """Overall accuracy of `model`'s prediction over the pixels of `test_labels`, classes matched by name (a fold's
+    training polygons may lack a class, which its model then never predicts)."""
     prediction, truth = folder / f"{model.stem}-pred.tif", folder / f"{model.stem}-truth.tif"
     run("predict", model, IMAGE, "-o", prediction, "--overwrite")
-    rasterize_labels(IMAGE, test_labels, truth, load_model_file(model).classes, "label", background=False,
-                     overwrite=True)
+    rasterize_labels(IMAGE, test_labels, truth, classes, "label", background=False, overwrite=True)
+    to_all = np.full(256, IGNORE_VALUE, dtype=np.uint8)
+    for c in load_model_file(model).classes.classes:
+        to_all[c.value] = classes.classes[classes.names.index(c.name)].value
     with rasterio.open(prediction) as p, rasterio.open(truth) as t:
-        predicted, expected = p.read(1), t.read(1)
+        predicted, expected = to_all[p.read(1)], t.read(1)
     labelled = expected != IGNORE_VALUE
     return float((predicted[labelled] == expected[labelled]).mean())
 
@@ -76,6 +80,8 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="Do not update BENCHMARKS.md.")
     args = parser.parse_args()
     collection = json.loads(LABELS.read_text())
+    classes = ClassTable.from_names(sorted({f["properties"]["label"] for f in collection["features"]}),
+                                    background=False)
     rows = []
     for k, test in enumerate(deal_folds(collection["features"], args.folds, args.seed)):
         folder = OUT / "nc-cv" / f"fold{k}"
@@ -93,8 +99,8 @@ def main() -> None:
         trained = load_model_file(network)
         val_network = trained.metrics.get("mean_iou") or 0.0
         val_baseline = trained.training["baseline"]["metrics"]["mean_iou"] or 0.0
-        row = {"fold": k, "test_polygons": len(test), "network": accuracy(network, test_labels, folder),
-               "baseline": accuracy(baseline, test_labels, folder), "val_miou_network": val_network,
+        row = {"fold": k, "test_polygons": len(test), "network": accuracy(network, test_labels, folder, classes),
+               "baseline": accuracy(baseline, test_labels, folder, classes), "val_miou_network": val_network,
                "val_miou_baseline": val_baseline, "auto_keeps": "baseline" if val_baseline > val_network else "network"}
         row["default"] = row[row["auto_keeps"]]  # what `--model auto` would have saved: the same two models
         rows.append(row)
