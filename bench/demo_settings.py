@@ -42,7 +42,7 @@ def validation_iou(config: TrainConfig, seed: int, out_dir: Path) -> float:
     image, labels = sample_paths()
     west, _ = split_bounds(image)
     table = ClassTable.from_names(["building"], background=True)
-    trial = dataclasses.replace(config, seed=seed, ensemble=1, val_fraction=0.25)
+    trial = dataclasses.replace(config, seed=seed, ensemble=1, val_fraction=0.25, model="network")
     model = train_segmentation([(str(image), str(labels))], out_dir / f"m-{seed}.pt", table, None, True, trial,
                                bounds=west, overwrite=True, restart=True)
     return float(model.metrics["per_class"]["building"]["iou"] or 0.0)
