@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import time
@@ -66,26 +67,45 @@ def onnx_metadata(model_file: ModelFile) -> dict[str, Any]:
             "output": "logits"}
 
 
-def _export_fp32(module: torch.nn.Module, model_file: ModelFile, path: Path, opset: int) -> None:
+def _export_fp32(module: torch.nn.Module, model_file: ModelFile, path: Path | io.BytesIO, opset: int) -> None:
     size = model_file.chip_size
-    dummy = torch.zeros(1, model_file.bands.count, size, size)
+    dummy = torch.zeros(1, model_file.bands.count, size, size, device=next(module.parameters()).device)
     axes = {0: "batch"} if model_file.task == "classification" else {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (dummy,), str(path), dynamo=False, input_names=["image"],
-                          output_names=["logits"], dynamic_axes={"image": axes, "logits": axes},
-                          opset_version=opset)
+        # The TorchScript exporter (dynamo=False) writes to a file object too; the annotation names paths only.
+        torch.onnx.export(module, (dummy,), path if isinstance(path, io.BytesIO) else str(path),  # type: ignore[arg-type]
+                          dynamo=False,
+                          input_names=["image"], output_names=["logits"],
+                          dynamic_axes={"image": axes, "logits": axes}, opset_version=opset)
 
 
-def _add_metadata(path: Path, metadata: dict[str, Any]) -> None:
+def _set_metadata(proto: Any, metadata: dict[str, Any]) -> None:
     onnx = _require_onnx()
-    proto = onnx.load(str(path))
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     proto.doc_string = f"landsight {metadata['task']} model {metadata['encoder']} ({metadata['arch']})"
     onnx.checker.check_model(proto)
+
+
+def _add_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    onnx = _require_onnx()
+    proto = onnx.load(str(path))
+    _set_metadata(proto, metadata)
     onnx.save(proto, str(path))
+
+
+def export_in_memory(module: torch.nn.Module, model_file: ModelFile, opset: int = 17) -> bytes:
+    """The fp32 ONNX export of `module` (the network of `model_file`) with its metadata, as bytes: for running a
+    MODEL file on ONNX Runtime without writing a file (see `landsight.predict.predictor.Predictor.on_onnx_runtime`).
+    """
+    onnx = _require_onnx()
+    buffer = io.BytesIO()
+    _export_fp32(module, model_file, buffer, opset)
+    proto = onnx.load_from_string(buffer.getvalue())
+    _set_metadata(proto, {**onnx_metadata(model_file), "int8": False})
+    return bytes(proto.SerializeToString())
 
 
 def _quantize(src: Path, dst: Path) -> None:

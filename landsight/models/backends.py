@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from landsight.errors import CheckpointError
+from landsight.errors import CheckpointError, ConfigError
+from landsight.hardware import cpu_has_bf16
 from landsight.imagery.bands import BandSpec, Normalization
 from landsight.labels.classes import ClassTable
 from landsight.models.model_file import ModelFile, load_model_file
@@ -29,13 +30,29 @@ class Backend(Protocol):
         ...
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Arithmetic of the PyTorch forward pass: "auto" is bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512
+BF16 or AMX, see `landsight.hardware.cpu_has_bf16`), fp32 elsewhere: on an AVX2-only CPU bf16 is emulated and was
+15-25x slower than fp32 (AMD EPYC, torch 2.14.1)."""
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"fp32" or "bf16" for `precision` on `device` (see `PRECISIONS`)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"`precision` {precision!r}: choose from {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or cpu_has_bf16() else "fp32"
+
+
 class TorchBackend:
-    """A MODEL file's network on a device: channels-last on the CPU, bf16 autocast on CUDA."""
+    """A MODEL file's network on a device: channels-last on the CPU, bf16 autocast where `resolve_precision` says."""
 
     name = "torch"
 
-    def __init__(self, model_file: ModelFile, device: str = "auto") -> None:
+    def __init__(self, model_file: ModelFile, device: str = "auto", precision: str = "auto") -> None:
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.model: nn.Module = model_file.build().to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -43,11 +60,10 @@ class TorchBackend:
     @torch.inference_mode()
     def logits(self, batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = self.model(x)
-        else:
-            out = self.model(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        if self.device.type == "cpu" and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.model(x)
         return out.float().cpu().numpy()
 
 
@@ -68,12 +84,13 @@ def is_onnx(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
-def load_backend(path: str | Path, device: str = "auto", task: str | None = None) -> tuple[ModelFile, Backend]:
+def load_backend(path: str | Path, device: str = "auto", task: str | None = None,
+                 precision: str = "auto") -> tuple[ModelFile, Backend]:
     """The model's metadata and its forward pass: a `.onnx` export runs on ONNX Runtime, a MODEL file on PyTorch
-    (on `device`). `task` ("segmentation" / "classification"), when given, must match."""
+    (on `device`, in `precision`). `task` ("segmentation" / "classification"), when given, must match."""
     if not is_onnx(path):
         model_file = load_model_file(path, task=task)
-        backend = TorchBackend(model_file, device)
+        backend = TorchBackend(model_file, device, precision)
         model_file.state_dict = {}  # the network holds its own copy of the weights
         return model_file, backend
     runtime = _open_onnx(path)

@@ -27,18 +27,21 @@ def require_onnxruntime() -> Any:
 class OnnxModel:
     """An exported landsight model: normalized (N, C, H, W) float32 in, logits out; metadata from the file."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path | bytes, threads: int | None = None) -> None:
+        """`path`: an ONNX file, or the bytes of one (an in-memory export)."""
         ort = require_onnxruntime()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        name = "the in-memory ONNX export" if isinstance(path, bytes) else str(path)
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(path if isinstance(path, bytes) else str(path), options,
+                                                providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
-            raise CheckpointError(f"cannot load {path} with onnxruntime: {exc}") from exc
+            raise CheckpointError(f"cannot load {name} with onnxruntime: {exc}") from exc
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if raw is None:
-            raise CheckpointError(f"{path} carries no landsight metadata; export it with `landsight export`")
+            raise CheckpointError(f"{name} carries no landsight metadata; export it with `landsight export`")
         self.metadata: dict[str, Any] = json.loads(raw)
         self.input_name = self.session.get_inputs()[0].name
 

@@ -39,10 +39,11 @@ from landsight.imagery.io import (
 )
 from landsight.imagery.windows import aligned_window_rows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
+from landsight.models.backends import TorchBackend
 from landsight.models.model_file import ModelFile
 from landsight.outputs import atomic_path, check_output
 from landsight.predict.blend import StripBlender
-from landsight.predict.predictor import Predictor
+from landsight.predict.predictor import Predictor, choose_backend
 from landsight.progress import Eta, describe_size, warn_if_large
 
 log = logging.getLogger(__name__)
@@ -260,9 +261,12 @@ def _stitch(src: DatasetReader, dst: DatasetWriter, plan: RasterPlan, classes: C
 def predict_raster(model: str | Path | Predictor, image: str | Path, output: str | Path, overlap: int = DEFAULT_OVERLAP,
                    batch_size: int = 1, device: str = "auto", probabilities: bool = False,
                    bands: Sequence[int] | None = None, overwrite: bool = False, window: int = DEFAULT_WINDOW,
-                   cog: bool = True, source: str | None = None, given: BandUnits | None = None) -> dict[str, Any]:
+                   cog: bool = True, source: str | None = None, given: BandUnits | None = None,
+                   precision: str = "auto", backend: str = "auto") -> dict[str, Any]:
     """Predict `image` with `model` into a tiled, compressed (COG) GeoTIFF; returns a summary. `given` scales and
-    offsets override the image file's (see `check_bands_match`).
+    offsets override the image file's (see `check_bands_match`). `precision` (see
+    `landsight.models.backends.PRECISIONS`) and `backend` (see `landsight.predict.predictor.BACKENDS`) choose how the
+    network runs; by default bf16 only where the hardware computes it natively, and ONNX Runtime for large CPU runs.
 
     The output's `source_image` tag names `source` (e.g. the STAC item a VRT `image` was made from), else `image`.
 
@@ -271,16 +275,26 @@ def predict_raster(model: str | Path | Predictor, image: str | Path, output: str
     Memory holds one row of windows over the raster width, never the whole raster.
     """
     check_output(output, overwrite)
-    predictor = model if isinstance(model, Predictor) else Predictor.load(model, device)
+    predictor = model if isinstance(model, Predictor) else Predictor.load(model, device, precision)
     plan = plan_raster(image, predictor.model_file, window, overlap, batch_size, bands, given=given)
     log_plan(plan, batch_size)
-    tags = provenance_tags(predictor, plan.spec, window, overlap, source or str(image))
+    predictor = choose_backend(predictor, backend, plan.n_windows * int(np.prod(batch_shape(plan.width, plan.height,
+                                                                                            plan.window))))
+    tags = {**provenance_tags(predictor, plan.spec, window, overlap, source or str(image)),
+            "inference": inference_tag(predictor)}
     with open_raster(image) as src:
         results = _predict_chunks(predictor, src, plan)
         write_prediction(src, plan, output, predictor.model_file.classes, tags, results, probabilities, overwrite,
                          cog)
     log.info("predicted %d windows of %d px over %s", plan.n_windows, window, image)
     return {"windows": plan.n_windows, "window": window, "overlap": overlap, "output": str(output), **tags}
+
+
+def inference_tag(predictor: Predictor) -> str:
+    """JSON naming how the network ran: {"backend": "torch" | "onnx", "precision": "fp32" | "bf16"}."""
+    backend = predictor.backend
+    precision = backend.precision if isinstance(backend, TorchBackend) else "fp32"
+    return json.dumps({"backend": backend.name, "precision": precision})
 
 
 def log_plan(plan: RasterPlan, batch_size: int) -> None:
