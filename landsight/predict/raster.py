@@ -6,7 +6,8 @@ engine produces the same pixels: `plan_raster` (band check, window grid, fixed i
 
 Determinism: a chunk is at most `batch_size` windows of one window row, always grouped the same way for a given
 raster, window, overlap and batch size. Every engine runs each chunk as one forward pass, so results do not depend on
-how an engine groups work, even with kernels whose floating-point results vary with the batch composition.
+how an engine groups work, even with kernels whose floating-point results vary with the batch composition, as long
+as the engines run the same backend: `predict_raster` alone may move a large CPU run to ONNX Runtime (`backend`).
 """
 
 from __future__ import annotations
