@@ -18,6 +18,7 @@ other processes only slows a run down.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable
@@ -122,6 +123,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-torchgeo", action="store_true", help="Skip the torchgeo peer.")
+    parser.add_argument("--backends", action="store_true",
+                        help="Also run landsight with `backend` torch and onnx forced (which one auto picks depends "
+                             "on the raster's size).")
     parser.add_argument("--no-write", action="store_true", help="Do not update BENCHMARKS.md.")
     args = parser.parse_args()
     image = tiled_raster(OUT / f"s2-{args.size}.tif", args.size, args.size, sample=S2_SAMPLE)
@@ -131,6 +135,9 @@ def main() -> None:
         peers["torchgeo"] = lambda: torchgeo_predict(model, image, OUT / "peer-torchgeo.tif")
     peers["landsight"] = lambda: predict_raster(model, image, OUT / "peer-landsight.tif", overwrite=True,
                                                 device="cpu")
+    for backend in ("torch", "onnx") if args.backends else ():
+        peers[f"landsight-{backend}"] = lambda b=backend: predict_raster(
+            model, image, OUT / f"peer-landsight-{b}.tif", overwrite=True, device="cpu", backend=b)
     best = run_peers(peers, args.repeat)
     print(report(args, best, image))
 
@@ -143,12 +150,17 @@ def report(args: argparse.Namespace, best: dict[str, tuple[float, float]], image
     labels = {"naive": "naive PyTorch loop: fp32 NCHW, 256 px, no overlap, batch 1",
               "torchgeo": f"torchgeo {torchgeo.__version__}: RasterDataset + GridGeoSampler 256/256 + DataLoader "
                           "(batch 8, 1 worker), fp32 NCHW",
-              "landsight": "`landsight predict` (defaults: window 1024, overlap 128, blend, COG)"}
+              "landsight": "`landsight predict` (defaults: window 1024, overlap 128, blend, COG)",
+              "landsight-torch": "`landsight predict --backend torch` (channels-last PyTorch fp32)",
+              "landsight-onnx": "`landsight predict --backend onnx` (ONNX Runtime fp32, exported in memory)"}
+    with rasterio.open(OUT / "peer-landsight.tif") as src:
+        labels["landsight"] += f", ran on {json.loads(src.tags()['inference'])['backend']}"
     wall0, cpu0 = best["naive"]
     rows = [f"| {labels[k]} | {w:.1f} s | {tiles / w:.2f} | **{wall0 / w:.2f}x** | {c:.1f} s | {cpu0 / c:.2f}x |"
             for k, (w, c) in best.items()]
     same = agreement(OUT / "peer-naive.tif", OUT / "peer-landsight.tif")
-    flags = ["--size", str(args.size), "--repeat", str(args.repeat)] + (["--no-torchgeo"] if args.no_torchgeo else [])
+    flags = (["--size", str(args.size), "--repeat", str(args.repeat)] + (["--no-torchgeo"] if args.no_torchgeo else [])
+             + (["--backends"] if args.backends else []))
     body = (f"Command: `.venv/bin/python -m bench.predict_peers {' '.join(flags)}` (commit {git_revision()}).\n"
             f"Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f} (other processes share these "
             "cores).\n"
