@@ -146,14 +146,17 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
         positions.append(train_positions(split))
         log.info("%s: %s, %d training chip positions", image, split.summary(), len(positions[-1]))
     assert spec is not None
-    normalization = (reflectance_normalization(spec.count) if spec.units == "reflectance" else
-                     _normalization(raster_pairs, splits, spec))
+    if spec.units == "reflectance":
+        normalization = reflectance_normalization(spec.count)
+    else:
+        normalization, spec = _normalization(raster_pairs, splits, spec)
     sources = [{"image": str(Path(a).resolve()), "labels": str(Path(b).resolve())} for a, b in pairs]
     return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources)
 
 
-def _normalization(pairs: Sequence[RasterPair], splits: Sequence[Split], spec: BandSpec) -> Normalization:
-    """Band statistics over each training region, read by 512 px windows."""
+def _normalization(pairs: Sequence[RasterPair], splits: Sequence[Split],
+                   spec: BandSpec) -> tuple[Normalization, BandSpec]:
+    """Band statistics over each training region, read by 512 px windows, and `spec` with the fill values found."""
     with ExitStack() as stack:
         sources = []
         for pair, split in zip(pairs, splits, strict=True):
