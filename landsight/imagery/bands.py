@@ -305,8 +305,8 @@ class Normalization:
 def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]],
                           spec: BandSpec) -> tuple[Normalization, BandSpec]:
     """Streaming per-band mean and std over each band's valid values in the given windows (float64 sums; nodata, NaN
-    and +/-Inf left out), and `spec` with the undeclared fill values found there (see `FillValueCheck`): those are left out of
-    the statistics and read as nodata from then on, which a log line says.
+    and +/-Inf left out), and `spec` with the undeclared fill values found there (see `FillValueCheck`): those are
+    left out of the statistics and read as nodata from then on, which a log line says.
 
     Raises:
         RasterError: a band has no valid value, or its statistics are not finite.
