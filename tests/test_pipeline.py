@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,9 +131,9 @@ def test_window_probabilities_wait_on_disk_not_in_engine_state(model, inputs, tm
     spilled = [w.load().probabilities for w in result.results]
     assert len(spilled) == 2 and all(p.shape == (2, 256, 256) and p.dtype == np.float32 for p in spilled)
     assert len(pickle.dumps(result)) < 0.05 * sum(p.nbytes for p in spilled)
-    assert sorted(p.name for p in stages.spill_dir(tmp_path, "atl2").iterdir()) == sorted(
+    assert sorted(p.name for p in Path(stages.spill_dir(tmp_path, "atl2")).iterdir()) == sorted(
         f"{int(w.window.row_off)}_{int(w.window.col_off)}.npy" for w in result.results)
-    assert stages.clean_partials(tmp_path) == 1 and not stages.spill_dir(tmp_path, "atl2").exists()
+    assert stages.clean_partials(tmp_path) == 1 and not Path(stages.spill_dir(tmp_path, "atl2")).exists()
 
 
 def test_rerun_skips_completed_outputs(direct, model, inputs):
@@ -305,7 +306,7 @@ def test_dead_letters_belong_to_one_key(tmp_path):
 
     stages.dead_letter(tmp_path, "/in/a.tif", "PlanRasters", "bad a")
     stages.dead_letter(tmp_path, "/in/a.b.tif", "ReadWindows", "bad a.b")
-    assert [p.name for p in stages.dead_letters(tmp_path, "a")] == ["a.PlanRasters.json"]
+    assert [Path(p).name for p in stages.dead_letters(tmp_path, "a")] == ["a.PlanRasters.json"]
     summary = stages.summarize(tmp_path, ["/in/a.tif", "/in/a.b.tif"])
     assert [f["error"] for f in summary["failed"]] == ["bad a", "bad a.b"]
 
