@@ -3,7 +3,6 @@ server mode, started here), atomically, resuming an interrupted run, and never w
 
 import json
 import logging
-import os
 import uuid
 
 import numpy as np
@@ -12,12 +11,14 @@ import rasterio
 
 pytest.importorskip("apache_beam")
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
+
+from moto.server import ThreadedMotoServer
 
 from landsight.errors import OutputExistsError
 from landsight.pipeline import JobConfig, expand_inputs, run_pipeline, stages, storage
 from tests.conftest import SAMPLE
-from tests.test_pipeline import crop
+from tests.test_pipeline import crop, run
 
 SECRET = f"secret-{uuid.uuid4().hex}"
 BUCKET = "landsight"
@@ -28,7 +29,7 @@ CROPS = [(0, 0, .5, .4), (.5, .3, .5, .4), (.1, .6, .6, .4)]  # fractions of the
 def s3():
     """An S3 server on 127.0.0.1 with an empty bucket; the environment a user sets for GDAL and boto (module-wide)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     env = {"AWS_ACCESS_KEY_ID": "landsight-test", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": "us-east-1",
@@ -107,6 +108,13 @@ def test_object_inputs_become_gdal_paths(s3):
     assert expand_inputs(f"s3://{BUCKET}/listing/b.tif") == [expected[1]]
 
 
+def test_flink_engine_refuses_object_store_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("pipeline", "run", "--engine", "flink", "--input", SAMPLE / "atlanta.tif", "--model",
+                 SAMPLE / "atlanta.tif", "-o", f"s3://{BUCKET}/out")
+    assert result.exit_code == 2 and "--engine beam" in result.output and not (tmp_path / "s3:").exists()
+
+
 @pytest.fixture(scope="module")
 def local_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
@@ -152,8 +160,9 @@ def test_pipeline_reads_and_writes_s3_like_a_local_run(s3, atlanta_model, local_
 
     monkeypatch.setattr(stages, "write_stats", original)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "2000000000")
-    second = run_pipeline(f"s3://{BUCKET}/in/", job(atlanta_model, out))
-    assert len(second["done"]) == 3 and not second["failed"] and not second["missing"]
+    second = run("pipeline", "run", "--input", f"s3://{BUCKET}/in/", "--model", atlanta_model, "-o", out,
+                 "--window", "256", "--overlap", "32", "--batch-size", "2")
+    assert second.exit_code == 0 and f"3 raster(s) done, 0 failed, 0 unfinished; outputs in {out}" in second.output
     finished = {k: json.loads(storage.read_text(f"{out}/{k}.done.json"))["finished_utc"] for k in ("atl0", "atl1")}
     assert finished["atl0"].startswith("2001-") and finished["atl1"].startswith("2033-")  # skipped / redone
     assert [k for k in keys(s3, "out") if "/." in k or "dead-letter" in k] == ["out/.landsight-output"]

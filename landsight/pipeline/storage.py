@@ -31,7 +31,7 @@ import numpy as np
 
 from landsight.errors import MissingExtraError, OutputExistsError
 from landsight.outputs import OUTPUT_MARKER, atomic_path, marker_text, output_folder, remove_stale_temporaries
-from landsight.paths import child_path, check_plain_name
+from landsight.paths import check_plain_name, child_path
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _TEMPORARY_KEY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.part")
@@ -53,8 +53,8 @@ def s3_options(environ: Mapping[str, str]) -> dict[str, Any]:
     """s3fs options that make GDAL's S3 endpoint variables (AWS_S3_ENDPOINT, AWS_HTTPS, AWS_VIRTUAL_HOSTING) apply
     to fsspec too; botocore's AWS_ENDPOINT_URL(_S3), when set, wins. Credentials are left to botocore.
 
-    >>> s3_options({"AWS_S3_ENDPOINT": "127.0.0.1:9000", "AWS_HTTPS": "NO", "AWS_VIRTUAL_HOSTING": "FALSE"})
-    {'use_listings_cache': False, 'endpoint_url': 'http://127.0.0.1:9000', 'config_kwargs': {'s3': {'addressing_style': 'path'}}}
+    >>> s3_options({"AWS_S3_ENDPOINT": "127.0.0.1:9000", "AWS_HTTPS": "NO"})
+    {'use_listings_cache': False, 'endpoint_url': 'http://127.0.0.1:9000'}
     """
     options: dict[str, Any] = {"use_listings_cache": False}  # other workers write the same folder
     endpoint = environ.get("AWS_S3_ENDPOINT")
@@ -71,7 +71,8 @@ def _filesystem(url: str) -> tuple[Any, str]:
     try:
         import fsspec.core
     except ImportError as exc:
-        raise MissingExtraError(f"{url} is in an object store, which needs fsspec: pip install 'landsight[s3]'") from exc
+        raise MissingExtraError(f"{url} is in an object store, which needs fsspec: "
+                                "pip install 'landsight[s3]'") from exc
     protocol = url.split("://", 1)[0].lower()
     options = s3_options(os.environ) if protocol in ("s3", "s3a") else {}
     try:
