@@ -15,7 +15,7 @@ pytest.importorskip("moto.server")
 
 from moto.server import ThreadedMotoServer
 
-from landsight.errors import OutputExistsError
+from landsight.errors import ConfigError, OutputError, OutputExistsError
 from landsight.pipeline import JobConfig, expand_inputs, run_pipeline, stages, storage
 from tests.conftest import SAMPLE
 from tests.test_pipeline import crop, run
@@ -96,6 +96,13 @@ def test_output_prefix_must_be_empty_or_landsight_output(s3):
     s3.pipe(f"{BUCKET}/foreign/data.csv", b"someone else's")
     with pytest.raises(OutputExistsError, match="`out_dir`"):
         storage.make_output_folder(f"s3://{BUCKET}/foreign", [])
+
+
+def test_missing_bucket_is_explained(s3):
+    with pytest.raises(OutputError, match="no-such-bucket.*check the bucket name"):
+        storage.make_output_folder("s3://no-such-bucket/out", [])
+    with pytest.raises(ConfigError, match="matches no raster object; check the bucket"):
+        expand_inputs("s3://no-such-bucket/in/*.tif")
 
 
 def test_object_inputs_become_gdal_paths(s3):

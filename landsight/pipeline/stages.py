@@ -198,8 +198,8 @@ def check_unique_keys(images: Sequence[str]) -> None:
 
 def outputs_for(out_dir: str | Path, key: str, polygon_suffix: str = "geojsonl") -> RasterOutputs:
     """Where raster `key`'s outputs go (always directly inside `out_dir`)."""
-    return RasterOutputs(*(storage.child(out_dir, f"{key}.{suffix}") for suffix in ("tif", polygon_suffix, "stats.csv",
-                                                                                "done.json")))
+    suffixes = ("tif", polygon_suffix, "stats.csv", "done.json")
+    return RasterOutputs(*(storage.child(out_dir, f"{key}.{suffix}") for suffix in suffixes))
 
 
 def job_outputs(config: JobConfig, key: str) -> RasterOutputs:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from landsight.errors import MissingExtraError, OutputExistsError
+from landsight.errors import ConfigError, MissingExtraError, OutputError, OutputExistsError
 from landsight.outputs import OUTPUT_MARKER, atomic_path, marker_text, output_folder, remove_stale_temporaries
 from landsight.paths import check_plain_name, child_path
 
@@ -124,7 +124,11 @@ def listing(folder: str | Path, pattern: str = "*") -> list[str]:
         return sorted(str(p) for p in _local(folder).glob(pattern) if p.is_file())
     fs, path = _filesystem(str(folder))
     protocol = str(folder).split("://", 1)[0]
-    found = fs.glob(f"{path.rstrip('/')}/{pattern}", detail=True)
+    try:
+        found = fs.glob(f"{path.rstrip('/')}/{pattern}", detail=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot list {folder}/{pattern} ({type(exc).__name__}: {exc}); check the bucket name, "
+                          "the endpoint and the credentials in the environment") from exc
     return sorted(f"{protocol}://{p}" for p, info in found.items() if info.get("type") == "file")
 
 
@@ -234,11 +238,17 @@ def make_output_folder(folder: str | Path, inputs: list[str]) -> None:
         return
     fs, path = _filesystem(str(folder))
     marker = child(folder, OUTPUT_MARKER)
-    if not exists(marker) and fs.exists(path) and fs.ls(path):
-        raise OutputExistsError(f"{folder} holds objects but no {OUTPUT_MARKER}, so no landsight command wrote it; "
-                                "choose a new or empty prefix for `out_dir`")
-    if not exists(marker):
-        write_text(marker, marker_text())
+    try:
+        if not exists(marker) and fs.exists(path) and fs.ls(path):
+            raise OutputExistsError(f"{folder} holds objects but no {OUTPUT_MARKER}, so no landsight command wrote "
+                                    "it; choose a new or empty prefix for `out_dir`")
+        if not exists(marker):
+            write_text(marker, marker_text())
+    except OSError as exc:
+        if isinstance(exc, OutputExistsError):
+            raise
+        raise OutputError(f"cannot write to {folder} ({type(exc).__name__}: {exc}); check the bucket name, the "
+                          "endpoint and the credentials in the environment") from exc
 
 
 def save_array(location: str | Path, array: np.ndarray) -> None:
