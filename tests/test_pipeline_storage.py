@@ -99,7 +99,7 @@ def test_output_prefix_must_be_empty_or_landsight_output(s3):
 
 
 def test_missing_bucket_is_explained(s3):
-    with pytest.raises(OutputError, match="no-such-bucket.*check the bucket name"):
+    with pytest.raises(OutputError, match=r"no-such-bucket.*check the bucket name"):
         storage.make_output_folder("s3://no-such-bucket/out", [])
     with pytest.raises(ConfigError, match="matches no raster object; check the bucket"):
         expand_inputs("s3://no-such-bucket/in/*.tif")
