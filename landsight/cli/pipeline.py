@@ -20,7 +20,8 @@ def pipeline() -> None:
 
 @pipeline.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--input", "inputs", multiple=True, required=True,
-              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, or a STAC "
+              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, s3:// or "
+                   "gs:// objects, globs and prefixes (ending in /; read through GDAL's /vsis3/, /vsigs/), or a STAC "
                    "Item or ItemCollection (file or URL: one raster per item, read over HTTP; see --aoi) "
                    "(repeatable). With --streaming: the directory or glob to watch.")
 @click.option("--model", required=True, type=options.InputPath(dir_okay=False),
@@ -28,7 +29,8 @@ def pipeline() -> None:
 @click.option("--cloud-model", default=None, type=options.InputPath(dir_okay=False),
               help="Cloud gate model (MODEL file or .onnx export): cloudy windows are not segmented (nodata) and "
                    "marked cloudy in the stats.")
-@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder, or an object-store prefix (s3://bucket/out; credentials from the environment).")
 @click.option("--runner", default="DirectRunner", show_default=True,
               help="Beam runner: DirectRunner, PortableRunner, FlinkRunner, SparkRunner, DataflowRunner...")
 @click.option("--engine", type=click.Choice(["beam", "flink"]), default="beam", show_default=True,
@@ -75,6 +77,7 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
     OUT_DIR/dead-letter/ and the exit code is 1.
     """
     from landsight.pipeline.stages import JobConfig
+    from landsight.pipeline.storage import is_url
 
     beam_log = logging.getLogger("apache_beam")
     beam_log.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
@@ -83,6 +86,9 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
                        device, simplify, min_area, crs, polygons)
     if engine == "flink" and (streaming or ctx.args):
         raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
+    if engine == "flink" and is_url(out_dir):
+        raise click.UsageError(f"--engine flink writes to a local or shared folder, not {out_dir}; use --engine beam "
+                               "for object-store outputs")
     if streaming and (aoi or stac_bands):
         raise ConfigError("--streaming watches a folder; run STAC inputs (--aoi, --stac-bands) as a batch job")
     from landsight.models.backends import model_metadata
