@@ -1,19 +1,22 @@
 """Throughput of the Flink engine on a local standalone cluster with 1 and 2 TaskManagers, against plain
 `predict_raster` and the embedded mini-cluster in the same run.
 
-    .venv/bin/python -m bench.flink_cluster [--sizes 2 6] [--window 1024] [--overlap 64]
+    .venv/bin/python -m bench.flink_cluster [--sizes 2 6] [--window 1024] [--overlap 64] [--threads 1]
 
 Inputs: for each size N, N copies of each shipped raster (Atlanta 600x900, NC Landsat 489x443, Sentinel-2 384x384;
 band 1). A tiny resnet18 U-Net is trained first (not timed). Each cluster (1 TaskManager x 1 slot, parallelism 1;
 2 TaskManagers x 1 slot, parallelism 2) is started once (start time reported apart) and runs every size; the job's
 own duration comes from the cluster's REST API, the wall time includes the client (`flink run`, PyFlink gateway).
 The marginal rate between the two sizes (extra Mpx / extra job seconds) leaves out the fixed start-up of the job's
-Python workers. Masks are checked equal to `predict_raster`'s. Results go to BENCHMARKS.md.
+Python workers. Every model runs on `--threads` torch threads (OMP_NUM_THREADS for the Flink processes), so one
+slot is one core's work and the 1-TaskManager rate is a per-core rate. Masks are checked equal to `predict_raster`'s.
+Results go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 
 from bench.common import git_revision, machine, replace_section
 from bench.pipeline_throughput import BANDS, SOURCES, train_tiny
@@ -102,8 +106,11 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1024)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every model (default 1: a core)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the Flink job and cluster processes
+    torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     model = OUT / "tiny.pt"
     if not model.exists():
@@ -134,7 +141,8 @@ def main() -> None:
     text = f"""
 `{command.strip()}` (commit {git_revision()}): window {args.window} px, overlap {args.overlap} px, batch
 {args.batch_size}, tiny resnet18 U-Net, band 1, CPU; masks + polygons + stats for the Flink rows, masks only for
-`predict_raster`. Machine: {machine()}; 1-min load average at the end {__import__("os").getloadavg()[0]:.1f}.
+`predict_raster`; {args.threads} torch thread(s) per model. Machine: {machine()}; 1-min load average at the end
+{os.getloadavg()[0]:.1f}.
 Every Flink mask checked equal to `predict_raster`'s.
 
 | run | Mpx | seconds | Mpx/s |
