@@ -62,11 +62,11 @@ def test_cluster_with_two_taskmanagers_equals_predict(cluster, uninterrupted, ex
 
 def test_flink_master_that_does_not_answer_is_refused(model, inputs, tmp_path):
     from landsight.pipeline.flink import check_master
-    from landsight.pipeline.flink_cluster import free_port
+    from landsight.pipeline.flink_cluster import free_ports
 
     with pytest.raises(ConfigError, match="`flink_master` must be HOST:PORT"):
         check_master("127.0.0.1")
-    result = run("pipeline", "run", "--engine", "flink", "--flink-master", f"127.0.0.1:{free_port()}", "--input",
+    result = run("pipeline", "run", "--engine", "flink", "--flink-master", f"127.0.0.1:{free_ports(1)[0]}", "--input",
                  inputs / "s20.tif", "--model", model, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "no Flink JobManager answers" in result.output
     assert "--flink-master" in result.output and not (tmp_path / "out").exists()

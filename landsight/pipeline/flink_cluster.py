@@ -1,6 +1,6 @@
 """A local standalone Flink cluster: one JobManager and N TaskManagers, each its own process on 127.0.0.1.
 
-For tests, benchmarks and users who try `--flink_master` before they have a real cluster. It runs Flink's own
+For tests, benchmarks and users who try `flink_master` before they have a real cluster. It runs Flink's own
 `jobmanager.sh` / `taskmanager.sh` (shipped in the apache-flink package of the Flink environment) in the foreground,
 each in a new process group, with a private configuration folder (free ports, small memory, logs and temporary
 files inside `folder`), so nothing is written into site-packages and several clusters can run side by side.
@@ -58,11 +58,13 @@ def flink_home(python: Path) -> Path:
     return home
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports free on 127.0.0.1 now (the OS picks them)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def cluster_config(folder: Path, rpc_port: int, rest_port: int, slots: int, python: Path) -> dict[str, Any]:
@@ -149,7 +151,8 @@ def start_cluster(folder: str | Path, python: str | Path, taskmanagers: int = 2,
         raise ConfigError(f"a cluster is already running in {folder}; stop it first or choose another `folder`")
     folder.mkdir(parents=True, exist_ok=True)
     home = flink_home(Path(python))
-    write_conf(home, folder, cluster_config(folder, free_port(), rest_port := free_port(), slots, Path(python)))
+    rpc_port, rest_port = free_ports(2)
+    write_conf(home, folder, cluster_config(folder, rpc_port, rest_port, slots, Path(python)))
     jobmanager = _spawn(home, folder, "jobmanager.sh", "jobmanager")
     workers = tuple(_spawn(home, folder, "taskmanager.sh", f"taskmanager-{i}") for i in range(taskmanagers))
     cluster = LocalCluster(folder, rest_port, jobmanager, workers)
