@@ -14,6 +14,7 @@ from tests.test_pipeline import SCHEME, assert_masks_equal, config, read, run
 
 model, inputs, expected = test_pipeline.model, test_pipeline.inputs, test_pipeline.expected  # the same fixtures
 
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two TaskManagers with two slots each: a job of parallelism 2 spreads over both, and still fits on one."""

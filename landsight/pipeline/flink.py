@@ -71,7 +71,8 @@ def run_flink(inputs: str | Sequence[str], config: JobConfig, parallelism: int =
         config: model, output folder and window scheme (as for `run_pipeline`).
         parallelism: Flink parallelism (task slots the job uses).
         python: the Flink environment's interpreter (default: see `flink_python`).
-        timeout: seconds before the job's client is killed (None: no limit).
+        timeout: seconds before the job's client is killed (None: no limit); a job on a cluster then keeps
+            running there until it ends or is cancelled (Flink's web UI or REST API).
         flink_master: HOST:PORT of a running cluster's REST endpoint; None runs an embedded mini-cluster. Workers
             run the same interpreter path and must see the model, inputs and `out_dir` at the same paths.
         restart_attempts: restarts of failed tasks (fixed delay, 2 s) before the job fails.

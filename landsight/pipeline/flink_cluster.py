@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             stop_cluster(args.folder)
     except LandsightError as exc:
-        sys.exit(f"flink-cluster: {exc}")
+        print(f"flink-cluster: {exc}", file=sys.stderr)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
 
 
 if __name__ == "__main__":
