@@ -1,4 +1,4 @@
-"""`landsight pipeline run`: segment many rasters with Apache Beam (any runner) or a local Flink mini-cluster."""
+"""`landsight pipeline run`: segment many rasters with Apache Beam (any runner) or a PyFlink job on Flink."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def pipeline() -> None:
 @click.option("--runner", default="DirectRunner", show_default=True,
               help="Beam runner: DirectRunner, PortableRunner, FlinkRunner, SparkRunner, DataflowRunner...")
 @click.option("--engine", type=click.Choice(["beam", "flink"]), default="beam", show_default=True,
-              help="beam: a Beam pipeline on --runner; flink: a PyFlink job on a local mini-cluster "
-                   "(needs the environment made by scripts/flink-env.sh).")
+              help="beam: a Beam pipeline on --runner; flink: a PyFlink job on an embedded mini-cluster or, with "
+                   "--flink-master, a Flink cluster (needs the environment made by scripts/flink-env.sh).")
 @options.window_opt
 @options.overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
@@ -59,14 +59,19 @@ def pipeline() -> None:
 @click.option("--window-seconds", type=options.FiniteFloatRange(min=0.1), default=10.0, show_default=True,
               help="Streaming: fixed windows of time within which arriving rasters are batched.")
 @click.option("--parallelism", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Flink engine: parallelism of the mini-cluster.")
+              help="Flink engine: parallelism of the job (task slots it uses).")
+@click.option("--flink-master", default=None, metavar="HOST:PORT",
+              help="Flink engine: submit the job to the Flink cluster whose JobManager REST endpoint is HOST:PORT "
+                   "(scripts/flink-cluster.sh starts a local one); without it, an embedded mini-cluster runs it.")
+@click.option("--restart-attempts", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Flink engine: restarts of failed tasks (fixed delay) before the job fails.")
 @stac_options
 @click.pass_context
 def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: str | None, out_dir: str, runner: str,
         engine: str, window: int, overlap: int, batch_size: int, bands: str | None, device: str, simplify: float,
         min_area: float, crs: str | None, polygons: bool, streaming: bool, stop_after: float | None,
-        poll_interval: float, window_seconds: float, parallelism: int, aoi: str | None,
-        stac_bands: str | None) -> None:
+        poll_interval: float, window_seconds: float, parallelism: int, flink_master: str | None,
+        restart_attempts: int, aoi: str | None, stac_bands: str | None) -> None:
     """Segment rasters into masks (COG), polygons and per-window stats in OUT_DIR.
 
     Polygons are a GeoJSON sequence in WGS 84 (KEY.geojsonl), or a GeoPackage (KEY.gpkg) in the CRS --crs names
@@ -89,6 +94,9 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
     if engine == "flink" and is_url(out_dir):
         raise click.UsageError(f"--engine flink writes to a local or shared folder, not {out_dir}; use --engine beam "
                                "for object-store outputs")
+    if engine != "flink" and flink_master:
+        raise click.UsageError("--flink-master submits the Flink engine's job: add --engine flink (for Beam's "
+                               "FlinkRunner pass --runner FlinkRunner --flink_master=HOST:PORT)")
     if streaming and (aoi or stac_bands):
         raise ConfigError("--streaming watches a folder; run STAC inputs (--aoi, --stac-bands) as a batch job")
     from landsight.models.backends import model_metadata
@@ -99,7 +107,8 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
         if engine == "flink":
             from landsight.pipeline.flink import run_flink
 
-            summary = run_flink(rasters, config, parallelism)
+            summary = run_flink(rasters, config, parallelism, flink_master=flink_master,
+                                restart_attempts=restart_attempts)
         else:
             from landsight.pipeline.run import run_pipeline
 
