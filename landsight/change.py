@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from landsight.errors import ConfigError, MissingExtraError, RasterError
 from landsight.geo import pixel_size_m
-from landsight.imagery.bands import Normalization, band_spec_for, compute_normalization
+from landsight.imagery.bands import band_spec_for, compute_normalization
 from landsight.imagery.io import aligned, create_raster, open_raster, output_profile, read_padded
 from landsight.imagery.windows import all_windows
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
@@ -152,20 +152,16 @@ def _image_reader(before: Any, after: Any, params: ChangeParams) -> WindowFn:
     if spec_b.count != spec_a.count:
         raise RasterError(f"{before.name} gives {spec_b.count} band(s) but {after.name} {spec_a.count}; pass `bands` "
                           "to pick the same bands of both dates")
-    norms = [_normalization(src, spec.indexes, params.block) for src, spec in ((before, spec_b), (after, spec_a))]
+    (norm_b, spec_b), (norm_a, spec_a) = (compute_normalization([(src, list(all_windows(src, params.block)))], spec)
+                                          for src, spec in ((before, spec_b), (after, spec_a)))
 
     def read(window: Window) -> tuple[dict[str, np.ndarray], np.ndarray]:
         b, vb = read_padded(before, window, params.halo, list(spec_b.indexes))
         a, va = read_padded(after, window, params.halo, list(spec_a.indexes))
-        labels = image_changes(norms[0].apply(b, vb), norms[1].apply(a, va), vb & va, params.radius, params.threshold)
+        labels = image_changes(norm_b.apply(spec_b.physical(b), vb), norm_a.apply(spec_a.physical(a), va), vb & va,
+                               params.radius, params.threshold)
         return {"changed": labels}, (vb & va)
     return read
-
-
-def _normalization(src: Any, indexes: tuple[int, ...], block: int) -> Normalization:
-    """Per-band mean/std of one date over all its valid pixels (relative radiometric normalization)."""
-    spec = band_spec_for(src, indexes)
-    return compute_normalization([(src, list(all_windows(src, block)))], spec)
 
 
 def scan_changes(before: DatasetReader, after: Any, kind: Literal["image", "classes"], params: ChangeParams,

@@ -17,6 +17,14 @@ from landsight.labels.vectors import read_features, table_from_field
 MODEL_CHOICES = ("auto", "network", "baseline")
 """What `train` keeps: the better of the network and the pixel baseline on validation, the network, or the baseline."""
 
+SAMPLING_CHOICES = ("auto", "uniform", "labels")
+"""Where training chips come from: anywhere in the training area, or around labelled pixels with each class drawn
+alike; auto picks labels when they cover less than half of the area."""
+
+VALIDATION_CHOICES = ("auto", "blocks", "polygons")
+"""How validation is held out: random chip-sized blocks, or whole label polygons (a share of each class's); auto
+picks polygons for sparse vector labels."""
+
 LossName = Literal["ce", "dice", "lovasz", "ce+dice", "ce+lovasz"]
 
 
@@ -55,6 +63,8 @@ class TrainConfig:
     devices: int = 1
     precision: str = "auto"
     model: str = "auto"
+    sampling: str = "auto"
+    validation: str = "auto"
 
     def __post_init__(self) -> None:
         if self.chip_size % 32 or self.chip_size < 32:
@@ -63,6 +73,10 @@ class TrainConfig:
             raise ConfigError(f"val_fraction {self.val_fraction} must be in [0, 1)")
         if self.model not in MODEL_CHOICES:
             raise ConfigError(f"model {self.model!r}: choose from {list(MODEL_CHOICES)}")
+        if self.sampling not in SAMPLING_CHOICES:
+            raise ConfigError(f"sampling {self.sampling!r}: choose from {list(SAMPLING_CHOICES)}")
+        if self.validation not in VALIDATION_CHOICES:
+            raise ConfigError(f"validation {self.validation!r}: choose from {list(VALIDATION_CHOICES)}")
         if self.precision not in ("auto", "32", "bf16"):
             raise ConfigError(f"precision {self.precision!r}: choose from auto, 32 or bf16")
         for name in ("epochs", "batch_size", "chips_per_epoch", "patience", "ensemble", "devices"):

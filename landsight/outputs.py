@@ -110,9 +110,14 @@ def output_folder(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     return path
 
 
+def marker_text() -> str:
+    """The content of `OUTPUT_MARKER`."""
+    return json.dumps({"landsight_version": __version__}) + "\n"
+
+
 def write_marker(folder: Path) -> None:
     """Mark `folder` as a landsight output folder (the only kind `overwrite` replaces)."""
-    (folder / OUTPUT_MARKER).write_text(json.dumps({"landsight_version": __version__}) + "\n")
+    (folder / OUTPUT_MARKER).write_text(marker_text())
 
 
 @contextlib.contextmanager

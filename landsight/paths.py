@@ -35,6 +35,13 @@ def safe_name(text: str, fallback: str = "unnamed") -> str:
     return name
 
 
+def check_plain_name(name: str, folder: str | Path) -> None:
+    """Raise UnsafePathError unless `name` is one plain component (not empty, `.`, `..`, no separator or NUL)."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise UnsafePathError(f"refusing the file name {name!r} derived from input data: it is not a single plain "
+                              f"name inside {folder}; sanitise it with landsight.paths.safe_name")
+
+
 def child_path(folder: str | Path, name: str) -> Path:
     """`folder`/`name`, refusing a `name` that is not one plain component or whose result escapes `folder`
     (through a symbolic link, for instance).
@@ -42,9 +49,7 @@ def child_path(folder: str | Path, name: str) -> Path:
     Raises:
         UnsafePathError: `name` is empty, `.`, `..`, absolute, holds a separator or NUL, or leaves `folder`.
     """
-    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
-        raise UnsafePathError(f"refusing the file name {name!r} derived from input data: it is not a single plain "
-                              f"name inside {folder}; sanitise it with landsight.paths.safe_name")
+    check_plain_name(name, folder)
     path = Path(folder) / name
     root = Path(folder).resolve()
     if path.resolve().parent != root:

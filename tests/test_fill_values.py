@@ -4,10 +4,11 @@ import logging
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
-from landsight.imagery.bands import band_spec_for, compute_normalization
+from landsight.imagery.bands import BandSpec, band_spec_for, compute_normalization, read_bands
 from landsight.imagery.fill_values import FillValueCheck
-from landsight.imagery.windows import sliding_windows
+from landsight.imagery.windows import block_windows, sliding_windows
 from tests.conftest import DATA
 
 NC = DATA / "nc-landcover" / "landsat7-2000.tif"
@@ -42,3 +43,18 @@ def test_training_statistics_warn_about_the_nc_band_6(caplog):
     with rasterio.open(NC) as src, caplog.at_level(logging.WARNING):
         compute_normalization([(src, list(sliding_windows(src.width, src.height, 128, 0)))], band_spec_for(src))
     assert any("-32768" in r.getMessage() and "band 'b6'" in r.getMessage() for r in caplog.records)
+
+
+def test_training_statistics_leave_the_fill_value_out_and_the_spec_reads_it_as_nodata():
+    with rasterio.open(NC) as src:
+        windows = list(block_windows(Window(0, 0, src.width, src.height), 128))  # every pixel once
+        normalization, spec = compute_normalization([(src, windows)], band_spec_for(src))
+        band6 = src.read(6, masked=True).astype(np.float64).filled(np.nan)
+        data, valid = read_bands(src, Window(0, 0, src.width, src.height), spec)
+    assert spec.fill_values == (None,) * 5 + (-32768.0,)
+    measured = band6[np.isfinite(band6) & (band6 != -32768)]
+    assert abs(normalization.mean[5] - measured.mean()) < 1e-6 * abs(measured.mean())
+    assert abs(normalization.std[5] - measured.std()) < 1e-6 * measured.std()
+    assert np.isnan(data[5][band6 == -32768]).all() and not valid[5][band6 == -32768].any()
+    assert valid[0].sum() > valid[5].sum()  # the other bands of those pixels stay valid
+    assert BandSpec.from_dict(spec.to_dict()) == spec

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,9 +131,9 @@ def test_window_probabilities_wait_on_disk_not_in_engine_state(model, inputs, tm
     spilled = [w.load().probabilities for w in result.results]
     assert len(spilled) == 2 and all(p.shape == (2, 256, 256) and p.dtype == np.float32 for p in spilled)
     assert len(pickle.dumps(result)) < 0.05 * sum(p.nbytes for p in spilled)
-    assert sorted(p.name for p in stages.spill_dir(tmp_path, "atl2").iterdir()) == sorted(
+    assert sorted(p.name for p in Path(stages.spill_dir(tmp_path, "atl2")).iterdir()) == sorted(
         f"{int(w.window.row_off)}_{int(w.window.col_off)}.npy" for w in result.results)
-    assert stages.clean_partials(tmp_path) == 1 and not stages.spill_dir(tmp_path, "atl2").exists()
+    assert stages.clean_partials(tmp_path) == 1 and not Path(stages.spill_dir(tmp_path, "atl2")).exists()
 
 
 def test_rerun_skips_completed_outputs(direct, model, inputs):
@@ -143,16 +144,51 @@ def test_rerun_skips_completed_outputs(direct, model, inputs):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
 
 
-def test_portable_runner_equals_predict(model, inputs, expected, tmp_path):
-    """PortableRunner against Beam's own job service (local_job_service_main), every server on localhost."""
-    from landsight.pipeline.jobservice import local_job_service, loopback_only
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+"""127.0.0.1, ::1 and ::ffff:127.0.0.1 as /proc/net/tcp(6) writes them."""
 
-    with loopback_only(), local_job_service(timeout=60) as endpoint:
+
+def listening_addresses(port):
+    """Local addresses of the sockets listening on TCP `port` (Linux /proc/net/tcp and tcp6, hex-encoded)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in open(table).read().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if int(hex_port, 16) == port and state == "0A":  # LISTEN
+                found.add(address)
+    return found
+
+
+def test_portable_runner_equals_predict(model, inputs, expected, tmp_path):
+    """PortableRunner against Beam's own job service (local_job_service_main run with its documented flags, no
+    patching); its job API listens on the loopback interface only."""
+    from landsight.pipeline.jobservice import local_job_service
+
+    with local_job_service(timeout=60) as endpoint:
         assert endpoint.startswith("localhost:")
+        if os.path.exists("/proc/net/tcp"):
+            addresses = listening_addresses(int(endpoint.split(":")[1]))
+            assert addresses and addresses <= LOOPBACK, addresses
         summary = run_pipeline(str(inputs / "*.tif"), config(model, tmp_path), "PortableRunner",
                                [f"--job_endpoint={endpoint}", "--environment_type=LOOPBACK"])
     assert len(summary["done"]) == 12
     assert_masks_equal(expected, tmp_path, [p.name for p in inputs.glob("*.tif")])
+
+
+@pytest.mark.slow  # about 60 s on 2 busy cores: each worker process imports torch and loads the model
+def test_multi_process_direct_runner_gives_the_same_outputs(direct, model, inputs, tmp_path):
+    """Beam's DirectRunner with two worker processes writes the same bytes as the default run."""
+    names = ["atl2", "nc1", "s23"]
+    summary = run_pipeline([str(inputs / f"{n}.tif") for n in names], config(model, tmp_path), beam_args=[
+        "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert len(summary["done"]) == 3 and not summary["failed"]
+    reference, _ = direct
+    for name in names:
+        for suffix in ("tif", "geojsonl", "stats.csv"):
+            assert (tmp_path / f"{name}.{suffix}").read_bytes() == (reference / f"{name}.{suffix}").read_bytes()
 
 
 def test_corrupt_inputs_go_to_the_dead_letter(model, inputs, expected, tmp_path):
@@ -305,7 +341,7 @@ def test_dead_letters_belong_to_one_key(tmp_path):
 
     stages.dead_letter(tmp_path, "/in/a.tif", "PlanRasters", "bad a")
     stages.dead_letter(tmp_path, "/in/a.b.tif", "ReadWindows", "bad a.b")
-    assert [p.name for p in stages.dead_letters(tmp_path, "a")] == ["a.PlanRasters.json"]
+    assert [Path(p).name for p in stages.dead_letters(tmp_path, "a")] == ["a.PlanRasters.json"]
     summary = stages.summarize(tmp_path, ["/in/a.tif", "/in/a.b.tif"])
     assert [f["error"] for f in summary["failed"]] == ["bad a", "bad a.b"]
 

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 
 from landsight.errors import ConfigError
-from landsight.pipeline import markers, stages
+from landsight.pipeline import markers, stages, storage
 from landsight.pipeline.stages import JobConfig
 
 IMAGE = "/in/scene.tif"
 
 
+@pytest.fixture(params=["local", "memory"])
+def out_dir(request, tmp_path):
+    """A local output folder, or one in fsspec's in-memory object store (the code path of s3:// outputs)."""
+    if request.param == "local":
+        yield str(tmp_path)
+        return
+    pytest.importorskip("fsspec")
+    url = f"memory://landsight-test-{uuid.uuid4().hex}/out"
+    yield url
+    storage.remove_tree(url)
+
+
 @pytest.fixture
-def finished(tmp_path) -> JobConfig:
+def finished(out_dir) -> JobConfig:
     """A job whose raster has all its outputs and a marker written by this landsight."""
-    config = JobConfig("model.pt", str(tmp_path), window=256, overlap=32)
+    config = JobConfig("model.pt", out_dir, window=256, overlap=32)
     outputs = stages.job_outputs(config, "scene")
     for path in (outputs.mask, outputs.polygons, outputs.stats):
-        path.write_text("output")
+        storage.write_text(path, "output")
     marker = markers.CompletionMarker.now(IMAGE, stages.job_facts(config, "sha-a", None), 4, 0,
                                           {"mask": str(outputs.mask)})
     markers.write_marker(outputs.marker, marker)
@@ -29,7 +42,7 @@ def finished(tmp_path) -> JobConfig:
 
 def test_unchanged_job_reuses_outputs(finished):
     assert stages.is_complete(finished, IMAGE, "sha-a")
-    data = json.loads(stages.job_outputs(finished, "scene").marker.read_text())
+    data = json.loads(storage.read_text(stages.job_outputs(finished, "scene").marker))
     assert data["schema_version"] == markers.MARKER_SCHEMA and data["blend_version"] == markers.BLEND_VERSION
     assert data["landsight_version"] and data["job"]["model_sha256"] == "sha-a" and data["windows"] == 4
 
@@ -52,17 +65,17 @@ def test_changed_landsight_version_model_or_settings_recompute(finished, monkeyp
 
 def test_unversioned_marker_is_stale(finished, caplog):
     path = stages.job_outputs(finished, "scene").marker
-    old = json.loads(path.read_text())
+    old = json.loads(storage.read_text(path))
     for key in ("schema_version", "blend_version", "landsight_version"):
         del old[key]
-    path.write_text(json.dumps(old))
+    storage.write_text(path, json.dumps(old))
     with caplog.at_level(logging.INFO, logger="landsight.pipeline.markers"):
         assert not stages.is_complete(finished, IMAGE, "sha-a")
     assert "older landsight" in caplog.text
 
 
 def test_missing_output_recomputes(finished):
-    stages.job_outputs(finished, "scene").polygons.unlink()
+    storage.remove(stages.job_outputs(finished, "scene").polygons)
     assert not stages.is_complete(finished, IMAGE, "sha-a")
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from landsight.errors import CheckpointError, ConfigError
+from landsight.models.chip_statistics import CHIP_STATISTICS, ChipStatisticsClassifier
 from landsight.models.ensemble import Ensemble
 from landsight.models.pretrained import identify_architecture, imagenet_weights_file, load_encoder_weights
 
@@ -53,8 +54,11 @@ def create_classifier(arch: str, encoder: str, in_channels: int, num_classes: in
     """
     import timm
 
+    if arch == CHIP_STATISTICS:
+        return ChipStatisticsClassifier(in_channels, num_classes)
     if arch != ARCH:
-        raise ConfigError(f"unknown classifier architecture {arch!r}; classification models use {ARCH!r}")
+        raise ConfigError(f"unknown classifier architecture {arch!r}; classification models use {ARCH!r} or "
+                          f"{CHIP_STATISTICS!r}")
     check_backbone(encoder)
     model = timm.create_model(encoder, pretrained=False, num_classes=num_classes, in_chans=in_channels,
                               drop_rate=0.2)
@@ -98,6 +102,8 @@ def embeddings(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     its members' (normalised again)."""
     if isinstance(model, Ensemble):
         return torch.nn.functional.normalize(torch.stack([embeddings(m, x) for m in model.members]).mean(dim=0), dim=1)
+    if isinstance(model, ChipStatisticsClassifier):  # the baseline's standardized statistics
+        return torch.nn.functional.normalize(model.standardized(x), dim=1)
     timm_model = cast(_TimmClassifier, model)
     features = timm_model.forward_head(timm_model.forward_features(x), pre_logits=True)
     return torch.nn.functional.normalize(features.flatten(1).float(), dim=1)

@@ -181,9 +181,10 @@ def _split_section(split: dict[str, Any], data: dict[str, Any]) -> Section:
 
 
 def _baseline_section(report: dict[str, Any]) -> Section:
-    baseline, test = report.get("baseline"), report["test"]
+    baseline, kept = report.get("baseline"), report.get("kept", "network")
     if not baseline:
         return Section("Baseline", "not computed (a model trained by an older landsight)")
+    test = report["network_test"] if kept == "baseline" else report["test"]
     ours, theirs = test.get("mean_f1"), baseline["test"].get("mean_f1")
     if ours is None or theirs is None:
         verdict = ""
@@ -197,7 +198,15 @@ def _baseline_section(report: dict[str, Any]) -> Section:
         for name, scores in test["per_class"].items()]
     return Section("Baseline", f"A simple reference model, {baseline['model']}, L2 penalty {baseline['penalty']:g} "
                    f"chosen on validation loss, decided like the network. Test macro F1 {_fmt(theirs)} against the "
-                   f"network's {_fmt(ours)}.{verdict}", table=rows)
+                   f"network's {_fmt(ours)}.{verdict}{_kept_sentence(baseline, report, kept)}", table=rows)
+
+
+def _kept_sentence(baseline: dict[str, Any], report: dict[str, Any], kept: str) -> str:
+    """Which of the two the MODEL file holds, and why (validation macro F1, never the test)."""
+    if "val_macro_f1" not in baseline:
+        return ""
+    return (f" On validation the baseline scored {_fmt(baseline['val_macro_f1'])} macro F1 and the network "
+            f"{_fmt(report['chosen']['val_macro_f1'])}, so the MODEL file holds the {kept}.")
 
 
 def _candidates_section(report: dict[str, Any], paths: ReportPaths) -> Section:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from landsight.classify.automl import SearchResult, SearchSettings, batch_size_for, search
-from landsight.classify.baseline import baseline_probs
+from landsight.classify.baseline import fit_baseline
 from landsight.classify.chips import ChipSet
-from landsight.classify.evaluate import decide, evaluate, worst_errors
+from landsight.classify.evaluate import decide, evaluate, macro_f1, worst_errors
 from landsight.classify.fit import TensorData, TrialResult, predict_probs, run_trial
 from landsight.classify.network import ARCH, create_classifier, embeddings
 from landsight.classify.report import ReportPaths, plot_gallery, write_figures, write_html, write_json
@@ -29,12 +29,17 @@ from landsight.imagery.fill_values import FillValueCheck
 from landsight.imagery.normalize import NORM_MODES, REFLECTANCE_SPREAD, InputStats, fit_normalization, normalize
 from landsight.labels.classes import ClassTable
 from landsight.learn.history import write_csv
+from landsight.models.chip_statistics import CHIP_STATISTICS
 from landsight.models.ensemble import Ensemble
 from landsight.models.model_file import ModelFile
 from landsight.outputs import check_output
 from landsight.torch_utils import resolve_device
 
 log = logging.getLogger(__name__)
+
+CLASSIFIER_MODEL_CHOICES = ("auto", "network")
+"""What a classifier MODEL file holds: the better on validation macro F1 of the network and the chip-statistics
+baseline (auto), or the network."""
 
 REPORT_RESERVE = 0.06
 """Share of the budget kept for the test evaluation, the similarity check and the report (at least 8 s)."""
@@ -51,8 +56,11 @@ class TrainSettings:
     device: str = "auto"
     preset: str | None = None
     ensemble: int = 1
+    model: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.model not in CLASSIFIER_MODEL_CHOICES:
+            raise ConfigError(f"`model` {self.model!r}: choose from {list(CLASSIFIER_MODEL_CHOICES)}")
         if self.ensemble < 1:
             raise ConfigError(f"ensemble {self.ensemble}: need at least one member")
         if self.normalization not in NORM_MODES:
@@ -143,10 +151,21 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
         result = search(data, settings.search, device,
                         time.monotonic() + (deadline - time.monotonic()) / settings.ensemble, store)
         members = [result.best, *_more_members(result.best, data, settings, device, deadline, store)]
-        model = _network(chips, result.best.trial.backbone, members).to(device)
+        network = _network(chips, result.best.trial.backbone, members).to(device)
+        baseline, fit_info = fit_baseline(*tensors["train"], *tensors["val"], chips.multi_label)
         decision = _decision(chips, settings)
-        probs = predict_probs(model, tensors["test"][0], chips.multi_label, device, tta=True)  # as deployed
-        test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
+        val_probs = predict_probs(baseline, tensors["val"][0], chips.multi_label, device)
+        val_f1 = macro_f1(val_probs, chips.targets[split.val], chips.multi_label)
+        kept = "baseline" if settings.model == "auto" and val_f1 > result.best.score else "network"
+        tests = {}
+        for name, candidate in (("network", network), ("baseline", baseline)):
+            probs = predict_probs(candidate.to(device), tensors["test"][0], chips.multi_label, device, tta=True)
+            tests[name] = (probs, evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label,
+                                           **decision))
+        model = baseline if kept == "baseline" else network
+        probs, test = tests[kept]
+        log.info("validation macro F1: network %.3f, baseline (%s) %.3f; kept the %s", result.best.score,
+                 "chip statistics", val_f1, kept)
         report = _report(chips, split, result, test, settings, output, started)
         report["data"]["warnings"] = data_warnings
         report["similarity"] = _similarity(model, torch.cat([tensors[s][0] for s in SPLITS]),
@@ -154,12 +173,15 @@ def train_classifier(chips: ChipSet, output: str | Path, settings: TrainSettings
                                            np.arange(len(split.train) + len(split.val), sum(split.sizes().values())),
                                            device)
         report["worst_errors"] = _gallery(chips, split, probs, paths, decision)
-        report["baseline"] = _baseline(chips, split, decision)
+        report["baseline"] = {**fit_info, "val_macro_f1": round(val_f1, 4), "test": _brief(tests["baseline"][1])}
+        report["kept"] = kept
+        if kept == "baseline":
+            report["network_test"] = _brief(tests["network"][1])
         report["ensemble"] = [{"seed": settings.search.seed + k, "val_macro_f1": round(m.score, 4),
                                "best_epoch": m.best_epoch, "epochs": m.epochs} for k, m in enumerate(members)]
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        model_file = _model_file(chips, result.best.trial.backbone, normalization, state, settings,
-                                 report, _input_stats(chips, train_images), decision)
+        model_file = _model_file(chips, result.best.trial.backbone if kept == "network" else CHIP_STATISTICS,
+                                 normalization, state, settings, report, _input_stats(chips, train_images), decision)
         model_file.save(output, overwrite)
         report["sha256"] = model_file.sha256
         report["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -229,12 +251,9 @@ def _fill_value_warnings(chips: ChipSet) -> list[str]:
     return found
 
 
-def _baseline(chips: ChipSet, split: ChipSplit, decision: dict[str, Any]) -> dict[str, Any]:
-    """The reference model's test scores, decided like the network's (see `baseline`)."""
-    probs, fit = baseline_probs(chips, split)
-    test = evaluate(probs, chips.targets[split.test], chips.classes, chips.multi_label, **decision)
-    test.pop("pr_at_thresholds")
-    return {**fit, "test": test}
+def _brief(test: dict[str, Any]) -> dict[str, Any]:
+    """Test scores without the precision/recall table (that is the kept model's, in "test")."""
+    return {k: v for k, v in test.items() if k != "pr_at_thresholds"}
 
 
 def _decision(chips: ChipSet, settings: TrainSettings) -> dict[str, Any]:
@@ -251,11 +270,12 @@ def _model_file(chips: ChipSet, backbone: str, normalization: Any, state: dict[s
                 decision: dict[str, Any]) -> ModelFile:
     summary = {k: report[k] for k in ("data", "split", "candidates", "skipped", "chosen", "budget_s", "preset",
                                       "ensemble")}
-    metrics = {k: report[k] for k in ("test", "similarity", "worst_errors", "baseline")}
+    metrics = {k: report[k] for k in ("test", "similarity", "worst_errors", "baseline", "kept")}
     return ModelFile(
-        arch=ARCH, encoder=backbone, bands=chips.bands, normalization=normalization,
+        arch=CHIP_STATISTICS if backbone == CHIP_STATISTICS else ARCH, encoder=backbone, bands=chips.bands,
+        normalization=normalization,
         classes=ClassTable.from_names(chips.classes, background=False), chip_size=chips.chip_size,
-        state_dict=state, task="classification", members=settings.ensemble,
+        state_dict=state, task="classification", members=1 if backbone == CHIP_STATISTICS else settings.ensemble,
         training={**summary, "search": dataclasses.asdict(settings.search)},
         metrics=metrics,
         options={"multi_label": chips.multi_label, "normalization_mode": settings.normalization,

@@ -100,6 +100,9 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--ensemble", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Train the chosen candidate this many times from seeds SEED, SEED+1, ... and average their "
                           "probabilities (the search gets 1/N of the time)."),
+        click.option("--model", type=click.Choice(["auto", "network"]), default="auto", show_default=True,
+                     help="What the MODEL file holds: auto = the better on validation macro F1 of the network and "
+                          "the baseline (logistic regression on each band's chip statistics), or the network."),
         click.option("--restart", is_flag=True,
                      help="Ignore the resume state (OUTPUT.resume/) left by an interrupted run; without it, the same "
                           "command run again continues where it stopped."),
@@ -125,7 +128,7 @@ def run_training(data: str, preset: str | None, **kw: Any) -> None:
                              weights=kw["weights"], max_epochs=kw["max_epochs"], patience=kw["patience"],
                              seed=kw["seed"], lr_search=kw["lr_search"])
     settings = TrainSettings(search, kw["normalization"], block_chips=kw["block_chips"], device=kw["device"],
-                             preset=preset, ensemble=kw["ensemble"])
+                             preset=preset, ensemble=kw["ensemble"], model=kw["model"])
     settings = dataclasses.replace(settings, search=resolve_weights(settings.search))  # check --weights first
     spec = DataSpec(data, kw["chip_size"], kw["stride"], kw["cloud_mask"],
                     CloudRule(kw["cloudy_if"], _qa_bits(kw["qa_bits"]), kw["qa_value"]), kw["labels"],
@@ -151,7 +154,8 @@ def _echo_report(report: dict[str, Any]) -> None:
     for row in report.get("skipped", []):
         click.echo(f"  skipped   {row['candidate']} (needs ~{row['needs_s']} s, {row['left_s']} s left)")
     test = report["test"]
-    click.echo(f"chosen {report['chosen']['candidate']}; test ({test['chips']} chips): macro F1 "
+    chosen = report["chosen"]["candidate"] if report.get("kept") != "baseline" else "the baseline"
+    click.echo(f"chosen {chosen}; test ({test['chips']} chips): macro F1 "
                f"{_num(test.get('mean_f1'))}" + (f", accuracy {_num(test['accuracy'])}" if test.get("accuracy")
                                                  is not None else ""))
     for name, s in test["per_class"].items():
@@ -161,6 +165,10 @@ def _echo_report(report: dict[str, Any]) -> None:
     if baseline:
         click.echo(f"baseline (logistic regression on band statistics): test macro F1 "
                    f"{_num(baseline['test'].get('mean_f1'))}")
+        if report.get("kept") == "baseline":
+            click.echo(f"kept the baseline: validation macro F1 {_num(baseline['val_macro_f1'])} against the "
+                       f"network's {_num(report['chosen']['val_macro_f1'])} (the network's test macro F1: "
+                       f"{_num(report['network_test'].get('mean_f1'))})")
     similarity = report.get("similarity") or {}
     if similarity:
         click.echo(f"similarity precision@{similarity['k']} on the test split: {_num(similarity['precision_at_k'])}")

@@ -10,7 +10,7 @@ from landsight.cli import options
 @click.command()
 @click.option("-o", "--output", default="landsight-demo", show_default=True, type=click.Path(file_okay=False),
               help="Directory for the model, prediction, polygons, evaluation and index.html.")
-@click.option("--max-minutes", type=options.FiniteFloatRange(0, min_open=True), default=6.0, show_default=True,
+@click.option("--max-minutes", type=options.FiniteFloatRange(0, min_open=True), default=15.0, show_default=True,
               help="Training time budget.")
 @options.device_opt
 @options.overwrite_opt

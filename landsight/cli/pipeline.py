@@ -1,4 +1,4 @@
-"""`landsight pipeline run`: segment many rasters with Apache Beam (any runner) or a local Flink mini-cluster."""
+"""`landsight pipeline run`: segment many rasters with Apache Beam (any runner) or a PyFlink job on Flink."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def pipeline() -> None:
 
 @pipeline.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--input", "inputs", multiple=True, required=True,
-              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, or a STAC "
+              help="Rasters: paths, comma-separated lists, globs, directories, @list.txt, /vsicurl/ URLs, s3:// or "
+                   "gs:// objects, globs and prefixes (ending in /; read through GDAL's /vsis3/, /vsigs/), or a STAC "
                    "Item or ItemCollection (file or URL: one raster per item, read over HTTP; see --aoi) "
                    "(repeatable). With --streaming: the directory or glob to watch.")
 @click.option("--model", required=True, type=options.InputPath(dir_okay=False),
@@ -28,12 +29,13 @@ def pipeline() -> None:
 @click.option("--cloud-model", default=None, type=options.InputPath(dir_okay=False),
               help="Cloud gate model (MODEL file or .onnx export): cloudy windows are not segmented (nodata) and "
                    "marked cloudy in the stats.")
-@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder, or an object-store prefix (s3://bucket/out; credentials from the environment).")
 @click.option("--runner", default="DirectRunner", show_default=True,
               help="Beam runner: DirectRunner, PortableRunner, FlinkRunner, SparkRunner, DataflowRunner...")
 @click.option("--engine", type=click.Choice(["beam", "flink"]), default="beam", show_default=True,
-              help="beam: a Beam pipeline on --runner; flink: a PyFlink job on a local mini-cluster "
-                   "(needs the environment made by scripts/flink-env.sh).")
+              help="beam: a Beam pipeline on --runner; flink: a PyFlink job on an embedded mini-cluster or, with "
+                   "--flink-master, a Flink cluster (needs the environment made by scripts/flink-env.sh).")
 @options.window_opt
 @options.overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
@@ -57,14 +59,19 @@ def pipeline() -> None:
 @click.option("--window-seconds", type=options.FiniteFloatRange(min=0.1), default=10.0, show_default=True,
               help="Streaming: fixed windows of time within which arriving rasters are batched.")
 @click.option("--parallelism", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Flink engine: parallelism of the mini-cluster.")
+              help="Flink engine: parallelism of the job (task slots it uses).")
+@click.option("--flink-master", default=None, metavar="HOST:PORT",
+              help="Flink engine: submit the job to the Flink cluster whose JobManager REST endpoint is HOST:PORT "
+                   "(scripts/flink-cluster.sh starts a local one); without it, an embedded mini-cluster runs it.")
+@click.option("--restart-attempts", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Flink engine: restarts of failed tasks (fixed delay) before the job fails.")
 @stac_options
 @click.pass_context
 def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: str | None, out_dir: str, runner: str,
         engine: str, window: int, overlap: int, batch_size: int, bands: str | None, device: str, simplify: float,
         min_area: float, crs: str | None, polygons: bool, streaming: bool, stop_after: float | None,
-        poll_interval: float, window_seconds: float, parallelism: int, aoi: str | None,
-        stac_bands: str | None) -> None:
+        poll_interval: float, window_seconds: float, parallelism: int, flink_master: str | None,
+        restart_attempts: int, aoi: str | None, stac_bands: str | None) -> None:
     """Segment rasters into masks (COG), polygons and per-window stats in OUT_DIR.
 
     Polygons are a GeoJSON sequence in WGS 84 (KEY.geojsonl), or a GeoPackage (KEY.gpkg) in the CRS --crs names
@@ -75,6 +82,7 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
     OUT_DIR/dead-letter/ and the exit code is 1.
     """
     from landsight.pipeline.stages import JobConfig
+    from landsight.pipeline.storage import is_url
 
     beam_log = logging.getLogger("apache_beam")
     beam_log.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
@@ -83,6 +91,12 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
                        device, simplify, min_area, crs, polygons)
     if engine == "flink" and (streaming or ctx.args):
         raise click.UsageError("--engine flink runs batch jobs only, without Beam options")
+    if engine == "flink" and is_url(out_dir):
+        raise click.UsageError(f"--engine flink writes to a local or shared folder, not {out_dir}; use --engine beam "
+                               "for object-store outputs")
+    if engine != "flink" and flink_master:
+        raise click.UsageError("--flink-master submits the Flink engine's job: add --engine flink (for Beam's "
+                               "FlinkRunner pass --runner FlinkRunner --flink_master=HOST:PORT)")
     if streaming and (aoi or stac_bands):
         raise ConfigError("--streaming watches a folder; run STAC inputs (--aoi, --stac-bands) as a batch job")
     from landsight.models.backends import model_metadata
@@ -93,7 +107,8 @@ def run(ctx: click.Context, inputs: tuple[str, ...], model: str, cloud_model: st
         if engine == "flink":
             from landsight.pipeline.flink import run_flink
 
-            summary = run_flink(rasters, config, parallelism)
+            summary = run_flink(rasters, config, parallelism, flink_master=flink_master,
+                                restart_attempts=restart_attempts)
         else:
             from landsight.pipeline.run import run_pipeline
 

@@ -9,7 +9,14 @@ import click
 
 from landsight.cli import options
 from landsight.cli.remote import image_path, stac_options
-from landsight.config import MODEL_CHOICES, class_table_for, load_dataset_config, load_train_config
+from landsight.config import (
+    MODEL_CHOICES,
+    SAMPLING_CHOICES,
+    VALIDATION_CHOICES,
+    class_table_for,
+    load_dataset_config,
+    load_train_config,
+)
 from landsight.errors import ConfigError
 from landsight.imagery.bands import BandUnits, parse_band_indexes
 
@@ -58,8 +65,14 @@ def _class_weights(ctx: click.Context, param: click.Parameter,
               help="What the MODEL file holds: auto = the better on validation of the network and a pixel baseline "
                    "(a random forest on each pixel's bands and local means, fitted on the same pixels), network, "
                    "or baseline (fast; no network trained) [auto].")
+@click.option("--sampling", type=click.Choice(SAMPLING_CHOICES), default=None,
+              help="Where training chips come from: uniform (anywhere), labels (around labelled pixels, each class "
+                   "alike), or auto: labels when they cover under half of the area [auto].")
+@click.option("--validation", type=click.Choice(VALIDATION_CHOICES), default=None,
+              help="What is held out for validation: blocks (random chip-sized blocks), polygons (a share of each "
+                   "class's label polygons), or auto: polygons for sparse vector labels [auto].")
 @click.option("--val-fraction", type=options.FiniteFloatRange(0, 1, max_open=True), default=None,
-              help="Share of blocks held out for validation [0.2].")
+              help="Share held out for validation: of the blocks, or of each class's polygons [0.2].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Epochs without validation mIoU gain before stopping [8].")
 @click.option("--seed", type=options.SEED, default=None, help="Random seed [0].")

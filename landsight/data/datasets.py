@@ -22,10 +22,12 @@ from landsight.labels.classes import IGNORE_VALUE
 
 @dataclasses.dataclass(frozen=True)
 class RasterPair:
-    """An image and its label mask (class values, IGNORE_VALUE where unlabelled), aligned pixel for pixel."""
+    """An image and its label mask (class values, IGNORE_VALUE where unlabelled), aligned pixel for pixel;
+    `val_mask`, when validation holds out whole polygons, holds only theirs (and `mask` only the others)."""
 
     image: str
     mask: str
+    val_mask: str | None = None
 
 
 class ChipDataset(Dataset[dict[str, torch.Tensor]]):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from landsight.errors import CheckpointError, MissingExtraError
+from landsight.models.chip_statistics import CHIP_STATISTICS
 from landsight.models.model_file import ModelFile, load_model_file
 from landsight.models.onnx_runtime import METADATA_KEY, OnnxModel
 from landsight.models.registry import PIXEL_FOREST
@@ -157,6 +158,10 @@ def export_onnx(model: str | Path, output: str | Path, int8: bool = False, batch
     """Export a classification or segmentation MODEL file to ONNX; verify and time it against PyTorch on CPU."""
     check_output(output, overwrite)
     model_file = load_model_file(model, task=None)
+    if model_file.arch == CHIP_STATISTICS:
+        raise CheckpointError(f"{model} holds the chip-statistics baseline (a logistic regression on band "
+                              "percentiles), which runs on PyTorch only; export a network trained with `model` "
+                              "network")
     if model_file.arch == PIXEL_FOREST:
         raise CheckpointError(f"{model} holds the pixel baseline (a random forest), which runs on PyTorch only: its "
                               "tree walk rounds differently in ONNX Runtime; export a network trained with "

@@ -13,7 +13,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landsight.errors import RasterError
-from landsight.imagery.fill_values import FillValueCheck
+from landsight.imagery.fill_values import FILL_VALUES, FillValueCheck
 from landsight.imagery.io import read_masked
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class BandSpec:
 
     `source_count` is the band count of the raster the selection was made on (0 when unknown). Per band, physical
     value = raw x `scales` + `offsets` (default 1 and 0), in `units` ("dn" when unknown, or "reflectance").
+    `fill_values` (None per band without one) are undeclared nodata values found in the training images (see
+    `FillValueCheck`): they read as NaN, like declared nodata.
     """
 
     indexes: tuple[int, ...]
@@ -84,10 +86,16 @@ class BandSpec:
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
     units: str = "dn"
+    fill_values: tuple[float | None, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "fill_values", tuple(None if v is None else float(v) for v in self.fill_values)
+                           or (None,) * len(self.indexes))
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales) or (1.0,) * len(self.indexes))
         object.__setattr__(self, "offsets", tuple(float(v) for v in self.offsets) or (0.0,) * len(self.indexes))
+        if len(self.fill_values) != len(self.indexes):
+            raise RasterError(f"band spec {list(self.names)}: {len(self.fill_values)} fill value(s) for "
+                              f"{len(self.indexes)} band(s)")
         if len(self.scales) != len(self.indexes) or len(self.offsets) != len(self.indexes):
             raise RasterError(f"band spec {list(self.names)}: {len(self.scales)} scale(s) and {len(self.offsets)} "
                               f"offset(s) for {len(self.indexes)} band(s); give one per band")
@@ -105,25 +113,35 @@ class BandSpec:
         return any(s != 1 for s in self.scales) or any(o != 0 for o in self.offsets)
 
     def physical(self, data: np.ndarray) -> np.ndarray:
-        """Raw (C, H, W) values, or a batch of them, in physical units: float32 raw x scale + offset per band
-        (`data` itself when every scale is 1 and offset 0). NaN stays NaN; nodata masks are the caller's."""
-        if not self.scaled:
+        """Raw (C, H, W) values, or a batch of them, in physical units: float32 raw x scale + offset per band, and
+        NaN where a band holds its fill value (`data` itself when there is nothing to do). NaN stays NaN; declared
+        nodata masks are the caller's."""
+        fills = [(k, v) for k, v in enumerate(self.fill_values) if v is not None]
+        if not self.scaled and not fills:
             return data
-        scales = np.asarray(self.scales, dtype=np.float64)[:, None, None]
-        offsets = np.asarray(self.offsets, dtype=np.float64)[:, None, None]
-        return (data.astype(np.float64) * scales + offsets).astype(np.float32)
+        out = data.astype(np.float32)
+        if self.scaled:
+            scales = np.asarray(self.scales, dtype=np.float64)[:, None, None]
+            offsets = np.asarray(self.offsets, dtype=np.float64)[:, None, None]
+            out = (data.astype(np.float64) * scales + offsets).astype(np.float32)
+        for k, value in fills:
+            np.copyto(out[..., k, :, :], np.float32(np.nan), where=data[..., k, :, :] == value)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for model files and provenance tags."""
         return {"indexes": list(self.indexes), "names": list(self.names), "source_count": self.source_count,
-                "scales": list(self.scales), "offsets": list(self.offsets), "units": self.units}
+                "scales": list(self.scales), "offsets": list(self.offsets), "units": self.units,
+                "fill_values": list(self.fill_values)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BandSpec:
-        """Inverse of `to_dict`; dicts without scales, offsets or units (older model files) get 1, 0 and "dn"."""
+        """Inverse of `to_dict`; dicts without scales, offsets, units or fill values (older model files) get 1, 0,
+        "dn" and none."""
         return cls(tuple(int(i) for i in data["indexes"]), tuple(str(n) for n in data["names"]),
                    int(data.get("source_count", 0)), tuple(float(v) for v in data.get("scales") or ()),
-                   tuple(float(v) for v in data.get("offsets") or ()), str(data.get("units") or "dn"))
+                   tuple(float(v) for v in data.get("offsets") or ()), str(data.get("units") or "dn"),
+                   tuple(data.get("fill_values") or ()))
 
 
 def reflectance_normalization(count: int) -> Normalization:
@@ -175,10 +193,13 @@ def band_spec_for(src: DatasetReader, indexes: Sequence[int] | None = None,
 
 
 def read_bands(src: DatasetReader, window: Window, spec: BandSpec) -> tuple[np.ndarray, np.ndarray]:
-    """`read_masked` of `spec`'s bands, converted to physical units (`BandSpec.physical`): the one read every path
-    that feeds a model uses."""
+    """`read_masked` of `spec`'s bands, converted to physical units (`BandSpec.physical`; a band's fill value is
+    invalid): the one read every path that feeds a model uses."""
     data, valid = read_masked(src, window, list(spec.indexes))
-    return spec.physical(data), valid
+    physical = spec.physical(data)
+    if physical is not data:
+        valid &= np.isfinite(physical)
+    return physical, valid
 
 
 def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[int] | None = None,
@@ -210,7 +231,7 @@ def check_bands_match(expected: BandSpec, src: DatasetReader, indexes: Sequence[
             "pass `bands` to pick the image bands in the model's order"
         )
     check_units(expected, spec, str(src.name), sample_physical(src, spec) if expected.units == "reflectance" else None)
-    return spec
+    return dataclasses.replace(spec, fill_values=expected.fill_values)
 
 
 def sample_physical(src: DatasetReader, spec: BandSpec, side: int = 256) -> np.ndarray:
@@ -281,9 +302,11 @@ class Normalization:
         return cls(tuple(float(v) for v in data["mean"]), tuple(float(v) for v in data["std"]))
 
 
-def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]], spec: BandSpec) -> Normalization:
-    """Streaming per-band mean and std over the valid pixels of the given windows (float64 sums; NaN and +/-Inf values
-    left out); logs a warning for a band holding an undeclared nodata value (see `FillValueCheck`).
+def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window]]],
+                          spec: BandSpec) -> tuple[Normalization, BandSpec]:
+    """Streaming per-band mean and std over each band's valid values in the given windows (float64 sums; nodata, NaN
+    and +/-Inf left out), and `spec` with the undeclared fill values found there (see `FillValueCheck`): those are
+    left out of the statistics and read as nodata from then on, which a log line says.
 
     Raises:
         RasterError: a band has no valid value, or its statistics are not finite.
@@ -292,28 +315,38 @@ def compute_normalization(sources: Iterable[tuple[DatasetReader, Sequence[Window
     total_sq = np.zeros(spec.count)
     n = np.zeros(spec.count, dtype=np.int64)
     names = []
+    fills = FillValueCheck(spec.names)
     for src, windows in sources:
         names.append(str(src.name))
-        fills = FillValueCheck(spec.names)
         for window in windows:
             data, valid = read_bands(src, window, spec)
-            pixels = data.astype(np.float64)[:, valid.any(axis=0)]
+            pixels = np.where(valid, data.astype(np.float64), np.nan)[:, valid.any(axis=0)]
             pixels[~np.isfinite(pixels)] = np.nan
-            fills.update(pixels)
+            pixels[fills.update(pixels)] = np.nan  # candidates: added back below unless they are fill values
             total += np.nansum(pixels, axis=1)
             total_sq += np.nansum(pixels**2, axis=1)
             n += (~np.isnan(pixels)).sum(axis=1)
-        for warning in fills.warnings(str(src.name)):
-            log.warning(warning)
+    source = ", ".join(names)
+    found = {(band, k) for band, k, _ in fills.found()}
+    for band, k in np.argwhere(fills.counts > 0).tolist():
+        if (band, k) not in found:
+            value, count = FILL_VALUES[k], fills.counts[band, k]
+            total[band] += count * value
+            total_sq[band] += count * value**2
+            n[band] += count
+    for band, k, share in fills.found():
+        log.warning("%s; it is treated as nodata in this band (recorded in the model's band spec); declare the "
+                    "image's nodata value to say so yourself", fills.describe(band, k, share, source))
     empty = [name for name, count in zip(spec.names, n, strict=True) if count == 0]
     if empty:
-        raise RasterError(f"band(s) {empty} of {', '.join(names)} have no valid pixel to compute statistics from (all "
+        raise RasterError(f"band(s) {empty} of {source} have no valid pixel to compute statistics from (all "
                           "nodata, NaN or Inf); check the image's nodata value or leave the band(s) out with `bands`")
     mean = total / n
     std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
-    return checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())),
-                                 [f"{name} of {', '.join(names)}" for name in spec.names])
+    normalization = checked_normalization(Normalization(tuple(mean.tolist()), tuple(std.tolist())),
+                                          [f"{name} of {source}" for name in spec.names])
+    return normalization, dataclasses.replace(spec, fill_values=fills.fill_values())
 
 
 def checked_normalization(normalization: Normalization, names: Sequence[str]) -> Normalization:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -49,10 +50,11 @@ def check_overlap(features: Features, bounds: tuple[float, float, float, float],
 
 def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, table: ClassTable,
                      field: str | None = None, background: bool = True, all_touched: bool = False,
-                     overwrite: bool = False, block: int = 1024) -> dict[str, int]:
+                     overwrite: bool = False, block: int = 1024, select: np.ndarray | None = None) -> dict[str, int]:
     """Write a uint8 mask aligned with `image`: class values, 0/background or IGNORE_VALUE where unlabelled.
 
-    Returns pixel counts per class name (and "ignore").
+    `select` (bool, one per feature of `labels` in file order) burns only those features. Returns pixel counts per
+    class name (and "ignore").
     """
     if background and 0 not in table.values:
         raise LabelError("`background=True` needs a class with value 0 in the class table; add one named 'background'")
@@ -61,6 +63,9 @@ def rasterize_labels(image: str | Path, labels: str | Path, out: str | Path, tab
         features = read_features(labels, src.crs)
         check_overlap(features, tuple(src.bounds), image, labels)
         values = class_values(features, table, field)
+        if select is not None:
+            features = dataclasses.replace(features, geometries=features.geometries[select])
+            values = values[select]
         tree = shapely.STRtree(features.geometries)
         fill = 0 if background else IGNORE_VALUE
         counts = np.zeros(256, dtype=np.int64)

@@ -109,6 +109,12 @@ def main(job_path: str) -> None:
     flink_config = Configuration()
     flink_config.set_string("python.executable", sys.executable)
     flink_config.set_string("python.client.executable", sys.executable)
+    # every stage at the job's parallelism: the adaptive batch scheduler would size stages by bytes (16 MiB a
+    # task) and run a list of rasters on one slot
+    flink_config.set_string("execution.batch.adaptive.auto-parallelism.enabled", "false")
+    flink_config.set_string("restart-strategy.type", "fixed-delay")  # failed regions restart (the default)
+    flink_config.set_string("restart-strategy.fixed-delay.attempts", str(job.get("restart_attempts", 3)))
+    flink_config.set_string("restart-strategy.fixed-delay.delay", "2 s")
     env = StreamExecutionEnvironment.get_execution_environment(flink_config)
     env.set_runtime_mode(RuntimeExecutionMode.BATCH)
     env.set_parallelism(int(job.get("parallelism", 1)))

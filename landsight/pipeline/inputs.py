@@ -1,4 +1,5 @@
-"""Which rasters a pipeline reads: paths, lists, globs, directories, GDAL URLs; or the pattern streaming watches."""
+"""Which rasters a pipeline reads: paths, lists, globs, directories, GDAL paths and object-store URLs; or the pattern
+streaming watches."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landsight.errors import ConfigError
+from landsight.pipeline import storage
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 """File types taken from a directory given as input."""
+
+GDAL_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/"}
+"""Object-store URL schemes and the GDAL virtual file systems that read them (credentials from the environment)."""
 
 
 def is_remote(item: str) -> bool:
@@ -27,7 +32,7 @@ def expand_inputs(inputs: str | Sequence[str]) -> list[str]:
         if not item:
             continue
         if is_remote(item):
-            found.append(item)
+            found += _remote_rasters(item)
         elif item.startswith("@"):
             lines = Path(item[1:]).read_text().splitlines()
             found += expand_inputs([line for line in lines if line.strip() and not line.startswith("#")])
@@ -43,6 +48,35 @@ def expand_inputs(inputs: str | Sequence[str]) -> list[str]:
     if not found:
         raise ConfigError(f"`inputs` {inputs!r} names no raster; pass paths, a glob or a directory")
     return list(dict.fromkeys(found))
+
+
+def gdal_path(url: str) -> str:
+    """The GDAL path of an object-store URL (`s3://b/k.tif` -> `/vsis3/b/k.tif`); other inputs unchanged."""
+    scheme, _, rest = url.partition("://")
+    prefix = GDAL_PREFIXES.get(scheme.lower()) if rest else None
+    return prefix + rest if prefix else url
+
+
+def _object_url(item: str) -> str | None:
+    """The fsspec URL of an object-store input (`/vsis3/b/k` -> `s3://b/k`), or None for other remote inputs."""
+    for scheme, prefix in GDAL_PREFIXES.items():
+        if item.startswith(prefix):
+            return f"{scheme}://{item[len(prefix):]}"
+        if item.lower().startswith(f"{scheme}://"):
+            return item
+    return None
+
+
+def _remote_rasters(item: str) -> list[str]:
+    """A remote input as GDAL paths: an object-store glob or folder (trailing `/`) is listed (its rasters)."""
+    url = _object_url(item)
+    if url is None or not (glob.has_magic(url) or url.endswith("/")):
+        return [gdal_path(url or item)]
+    folder, pattern = (url.rstrip("/"), "*") if url.endswith("/") else url.rsplit("/", 1)
+    matches = [m for m in storage.listing(folder, pattern) if m.lower().endswith(RASTER_SUFFIXES)]
+    if not matches:
+        raise ConfigError(f"`inputs` {item!r} matches no raster object; check the bucket, prefix and credentials")
+    return [gdal_path(m) for m in matches]
 
 
 def watch_pattern(inputs: str | Sequence[str]) -> str:

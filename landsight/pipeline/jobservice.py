@@ -1,8 +1,10 @@
-"""Beam's own Python job service (`local_job_service_main`) on the loopback interface, for `--runner PortableRunner`.
+"""Beam's own Python job service for `--runner PortableRunner`, started as its own process with its documented flags:
+`python -m apache_beam.runners.portability.local_job_service_main --port PORT --staging_dir DIR`.
 
-Beam's job service binds its job API to localhost but its artifact-staging and worker (Fn API) servers to every
-interface; `python -m landsight.pipeline.jobservice` runs the same service with every gRPC server bound to
-localhost. `local_job_service()` starts it in a subprocess for the duration of a `with` block:
+The job API (the `--job_endpoint`) listens on localhost only (Beam's `LocalJobServicer.get_bind_address`). Beam 2.77
+binds the servers it starts per job (artifact staging, the Fn API servers workers connect to) and the worker pool of
+`--environment_type=LOOPBACK` to every interface, with no option to change that: run it where those ports are not
+reachable from untrusted networks. `local_job_service()` starts it for the duration of a `with` block:
 
     with local_job_service() as endpoint:
         run_pipeline(inputs, config, "PortableRunner", [f"--job_endpoint={endpoint}", "--environment_type=LOOPBACK"])
@@ -20,42 +22,24 @@ from pathlib import Path
 
 from landsight.errors import ConfigError
 
-_ANY = ("[::]:", "0.0.0.0:")
+JOB_SERVICE_MODULE = "apache_beam.runners.portability.local_job_service_main"
+"""Beam's job-service entry point, run with `python -m`."""
 
 
-@contextlib.contextmanager
-def loopback_only() -> Iterator[None]:
-    """Inside the block, gRPC servers of this process asked to bind every interface bind localhost instead.
-
-    Use it around a PortableRunner run with `--environment_type=LOOPBACK`, whose worker pool Beam binds to [::].
-    """
-    import grpc._server
-
-    original = grpc._server._Server.add_insecure_port
-
-    def add_insecure_port(self: object, address: str) -> int:
-        for prefix in _ANY:
-            if address.startswith(prefix):
-                address = "localhost:" + address[len(prefix):]
-        port: int = original(self, address)
-        return port
-
-    grpc._server._Server.add_insecure_port = add_insecure_port
-    try:
-        yield
-    finally:
-        grpc._server._Server.add_insecure_port = original
+def job_service_command(port_file: Path, staging_dir: Path, port: int = 0) -> list[str]:
+    """The command that starts Beam's job service on `port` (0: any free one, written to `port_file`)."""
+    return [sys.executable, "-m", JOB_SERVICE_MODULE, "--port", str(port), "--port_file", str(port_file),
+            "--staging_dir", str(staging_dir)]
 
 
 @contextlib.contextmanager
 def local_job_service(timeout: float = 60.0) -> Iterator[str]:
-    """Start Beam's local job service on localhost; yield its endpoint ("localhost:PORT"); stop it on exit."""
+    """Start Beam's local job service in a subprocess; yield its endpoint ("localhost:PORT"); stop it on exit."""
     with tempfile.TemporaryDirectory(prefix="landsight-jobservice-") as tmp:
         port_file = Path(tmp) / "port"
         log_file = open(Path(tmp) / "log", "w+")
-        command = [sys.executable, "-m", "landsight.pipeline.jobservice", "--port_file", str(port_file),
-                   "--staging_dir", str(Path(tmp) / "staging")]
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(job_service_command(port_file, Path(tmp) / "staging"), stdout=log_file,
+                                stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + timeout
             while not (port_file.exists() and port_file.read_text().strip()):
@@ -72,10 +56,3 @@ def local_job_service(timeout: float = 60.0) -> Iterator[str]:
                 proc.kill()
                 proc.wait()
             log_file.close()
-
-
-if __name__ == "__main__":
-    from apache_beam.runners.portability import local_job_service_main
-
-    with loopback_only():
-        local_job_service_main.run(sys.argv[1:])

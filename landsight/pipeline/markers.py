@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from landsight import __version__
-from landsight.outputs import atomic_path
+from landsight.pipeline import storage
 from landsight.predict.blend import BLEND_VERSION
 from landsight.provenance import utc_now
 
@@ -77,16 +77,15 @@ class CompletionMarker:
         return cls(**{**data, "job": JobFacts(**job)})
 
 
-def write_marker(path: Path, marker: CompletionMarker) -> None:
-    """Write `marker` to `path` atomically (replacing an older one)."""
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(marker.to_json())
+def write_marker(path: str | Path, marker: CompletionMarker) -> None:
+    """Write `marker` to `path` (a file or object) atomically, replacing an older one."""
+    storage.write_text(path, marker.to_json())
 
 
-def read_marker(path: Path) -> CompletionMarker | None:
+def read_marker(path: str | Path) -> CompletionMarker | None:
     """The marker at `path`; None when missing, unreadable, or of an older format (then it says so at INFO)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(storage.read_text(path))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("schema_version") != MARKER_SCHEMA:

@@ -11,8 +11,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from landsight.outputs import output_folder
-from landsight.pipeline import stages
+from landsight.pipeline import stages, storage
 from landsight.pipeline.inputs import expand_inputs, is_remote, watch_pattern
 from landsight.pipeline.stages import Gate, JobConfig
 from landsight.pipeline.transforms import SegmentRasters, WatchRasters
@@ -54,7 +53,7 @@ def run_pipeline(inputs: str | Sequence[str], config: JobConfig, runner: str = "
     """
     stages.load_model(config)  # fail early, with landsight's message, on a bad model file, before writing anything
     watched = [str(Path(watch_pattern(inputs)).parent)] if streaming else expand_inputs(inputs)
-    output_folder(config.out_dir, [i for i in watched if not is_remote(i)])
+    storage.make_output_folder(config.out_dir, [i for i in watched if not is_remote(i)])
     removed = stages.clean_partials(config.out_dir)
     if removed:
         log.info("removed %d partial file(s) left by an interrupted run", removed)

@@ -14,8 +14,10 @@ This module imports neither apache_beam nor pyflink. Per raster KEY (the input's
     .spill/KEY/      each segmented window's probabilities (.npy) until the mask is stitched, then removed: the
                      engine's state holds file names, never a raster's worth of probabilities
 
-Every file is written to a temporary name and renamed, so a killed run leaves no corrupt output, only hidden
-`.*.part*` files and spill folders that `clean_partials` removes.
+OUT is a local folder or an object-store URL (`s3://bucket/out`): every file goes through
+`landsight.pipeline.storage`, which writes it under a temporary name or key and renames or copies it onto its final
+name, so a killed run leaves no corrupt output, only hidden `.*.part*` files and spill folders that `clean_partials`
+removes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import traceback
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,8 +39,8 @@ from landsight.imagery.io import open_raster, read_window
 from landsight.labels.vector_out import KEEP_CRS, check_request, write_features
 from landsight.models.backends import model_metadata
 from landsight.models.model_file import ModelFile
-from landsight.outputs import atomic_path, remove_stale_temporaries
-from landsight.paths import child_path, safe_name
+from landsight.paths import safe_name
+from landsight.pipeline import storage
 from landsight.pipeline.markers import CompletionMarker, JobFacts, read_marker, write_marker
 from landsight.predict.predictor import Predictor
 from landsight.predict.raster import (
@@ -115,12 +116,12 @@ class JobConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RasterOutputs:
-    """Output paths of one raster."""
+    """Output paths (or object URLs) of one raster."""
 
-    mask: Path
-    polygons: Path
-    stats: Path
-    marker: Path
+    mask: str
+    polygons: str
+    stats: str
+    marker: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +158,7 @@ class StoredWindow:
 
     def load(self) -> WindowResult:
         """The window's result with its probabilities read back."""
-        return WindowResult(self.row, self.window, None if self.path is None else np.load(self.path))
+        return WindowResult(self.row, self.window, None if self.path is None else storage.load_array(self.path))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,8 +198,8 @@ def check_unique_keys(images: Sequence[str]) -> None:
 
 def outputs_for(out_dir: str | Path, key: str, polygon_suffix: str = "geojsonl") -> RasterOutputs:
     """Where raster `key`'s outputs go (always directly inside `out_dir`)."""
-    return RasterOutputs(*(child_path(out_dir, f"{key}.{suffix}") for suffix in ("tif", polygon_suffix, "stats.csv",
-                                                                                "done.json")))
+    suffixes = ("tif", polygon_suffix, "stats.csv", "done.json")
+    return RasterOutputs(*(storage.child(out_dir, f"{key}.{suffix}") for suffix in suffixes))
 
 
 def job_outputs(config: JobConfig, key: str) -> RasterOutputs:
@@ -224,29 +225,24 @@ def is_complete(config: JobConfig, image: str, model_sha: str, gate_sha: str | N
         log.info("%s: outputs of another job (%s); computing them again", image, reason)
         return False
     required = [outputs.mask, outputs.stats] + ([outputs.polygons] if config.polygons else [])
-    return all(p.exists() for p in required)
+    return all(storage.exists(p) for p in required)
 
 
-def spill_dir(out_dir: str | Path, key: str) -> Path:
+def spill_dir(out_dir: str | Path, key: str) -> str:
     """Where raster `key`'s window probabilities wait for stitching (always inside OUT/.spill: it gets removed)."""
-    return child_path(Path(out_dir) / ".spill", key)
+    return storage.child(storage.child(out_dir, ".spill"), key)
 
 
-def dead_letters(out_dir: str | Path, key: str) -> list[Path]:
+def dead_letters(out_dir: str | Path, key: str) -> list[str]:
     """Raster `key`'s dead-letter records, KEY.STAGE.json (not those of a key that merely starts with `key.`)."""
-    folder = Path(out_dir) / "dead-letter"
-    return sorted(p for p in folder.glob(f"{key}.*.json") if "." not in p.name[len(key) + 1:-len(".json")])
+    found = storage.listing(storage.child(out_dir, "dead-letter"), f"{key}.*.json")
+    return [p for p in found if "." not in storage.name_of(p)[len(key) + 1:-len(".json")]]
 
 
 def clean_partials(out_dir: str | Path) -> int:
     """Remove temporary files and spill folders a killed run left in `out_dir`; returns how many."""
-    removed = 0
-    for folder in (Path(out_dir), Path(out_dir) / "dead-letter"):
-        removed += len(remove_stale_temporaries(folder))
-    for folder in (Path(out_dir) / ".spill").glob("*"):
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
-    return removed
+    removed = storage.remove_temporaries(out_dir) + storage.remove_temporaries(storage.child(out_dir, "dead-letter"))
+    return removed + storage.remove_tree(storage.child(out_dir, ".spill"))
 
 
 _PREDICTORS: dict[tuple[str, str], Predictor] = {}
@@ -327,13 +323,11 @@ def infer(data: ChunkData, predictor: Predictor, out_dir: str | Path) -> ChunkRe
     """Segment a read chunk (one forward pass); its probabilities go to spill files in `out_dir`."""
     probs = infer_chunk(predictor, data.batch, data.windows)
     folder = spill_dir(out_dir, data.task.key)
-    folder.mkdir(parents=True, exist_ok=True)
     stored = []
     for window, p in zip(data.windows, probs, strict=True):
-        path = folder / f"{int(window.row_off)}_{int(window.col_off)}.npy"
-        with atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, p)
-        stored.append(StoredWindow(data.task.chunk.row, window, str(path)))
+        path = storage.child(folder, f"{int(window.row_off)}_{int(window.col_off)}.npy")
+        storage.save_array(path, p)
+        stored.append(StoredWindow(data.task.chunk.row, window, path))
     return ChunkResult(data.task, tuple(stored))
 
 
@@ -347,10 +341,9 @@ def write_mask(config: JobConfig, model_file: ModelFile, plan: RasterPlan,
                           "dead-letter records of this raster")
     key = raster_key(plan.image)
     tags = provenance_tags(model_file, plan.spec, plan.window, plan.overlap, plan.image)
-    with open_raster(plan.image) as src:
-        write_prediction(src, plan, job_outputs(config, key).mask, model_file.classes, tags,
-                         (r.load() for r in ordered), overwrite=True)
-    shutil.rmtree(spill_dir(config.out_dir, key), ignore_errors=True)
+    with open_raster(plan.image) as src, storage.write_via(job_outputs(config, key).mask) as mask:
+        write_prediction(src, plan, mask, model_file.classes, tags, (r.load() for r in ordered), overwrite=True)
+    storage.remove_tree(spill_dir(config.out_dir, key))
     cloudy = tuple((int(r.window.col_off), int(r.window.row_off)) for r in ordered if r.path is None)
     return RasterDone(key, plan, cloudy)
 
@@ -360,37 +353,40 @@ def write_polygons(config: JobConfig, done: RasterDone) -> RasterDone:
     if not config.polygons:
         return done
     outputs = job_outputs(config, done.key)
-    features = mask_features(outputs.mask, config.simplify, config.min_area)
-    write_features(outputs.polygons, features, config.polygon_crs, overwrite=True)
+    with storage.local_copy(outputs.mask) as mask:
+        features = mask_features(mask, config.simplify, config.min_area)
+    with storage.write_via(outputs.polygons) as polygons:
+        write_features(polygons, features, config.polygon_crs, overwrite=True)
     return done
 
 
 def write_stats(config: JobConfig, model_file: ModelFile, done: RasterDone, gate_digest: str | None) -> RasterOutputs:
     """Write the per-window stats table, then the completion marker, and drop stale dead-letter records."""
     outputs = job_outputs(config, done.key)
-    stats = window_stats(outputs.mask, done.plan.rows, model_file.classes, set(done.cloudy))
-    write_stats_csv(stats_rows(done.plan.image, stats), outputs.stats, overwrite=True)
-    files = {k: str(v) for k, v in dataclasses.asdict(outputs).items() if k != "marker"}
+    with storage.local_copy(outputs.mask) as mask:
+        stats = window_stats(mask, done.plan.rows, model_file.classes, set(done.cloudy))
+    with storage.write_via(outputs.stats) as table:
+        write_stats_csv(stats_rows(done.plan.image, stats), table, overwrite=True)
+    files = {k: v for k, v in dataclasses.asdict(outputs).items() if k != "marker"}
     job = job_facts(config, model_file.sha256, gate_digest)
     marker = CompletionMarker.now(done.plan.image, job, done.plan.n_windows, len(done.cloudy), files)
     write_marker(outputs.marker, marker)
     for stale in dead_letters(config.out_dir, done.key):
-        stale.unlink(missing_ok=True)
+        storage.remove(stale)
     return outputs
 
 
 def dead_letter(out_dir: str | Path, image: str, stage: str, error: BaseException | str,
-                trace: Sequence[str] | None = None) -> Path:
+                trace: Sequence[str] | None = None) -> str:
     """Record why `image` failed at `stage` in dead-letter/KEY.STAGE.json; returns the record's path."""
     key = raster_key(image)
-    path = child_path(Path(out_dir) / "dead-letter", f"{key}.{stage}.json")
+    path = storage.child(storage.child(out_dir, "dead-letter"), f"{key}.{stage}.json")
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     if trace is None and isinstance(error, BaseException):
         trace = traceback.format_exception(error)
     record = {"image": image, "key": key, "stage": stage, "error": text, "traceback": "".join(trace or []),
               "time_utc": utc_now()}
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+    storage.write_text(path, json.dumps(record, indent=1))
     return path
 
 
@@ -400,10 +396,10 @@ def summarize(out_dir: str | Path, images: Sequence[str]) -> dict[str, Any]:
     for image in images:
         key = raster_key(image)
         records = dead_letters(out_dir, key)
-        if outputs_for(out_dir, key).marker.exists() and not records:
+        if storage.exists(outputs_for(out_dir, key).marker) and not records:
             done.append(image)
         elif records:
-            failed.append({"image": image, **{k: v for k, v in json.loads(records[0].read_text()).items()
+            failed.append({"image": image, **{k: v for k, v in json.loads(storage.read_text(records[0])).items()
                                                if k in ("stage", "error")}})
         else:
             missing.append(image)

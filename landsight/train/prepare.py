@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 from rasterio.io import DatasetReader
 from rasterio.windows import Window, from_bounds
 
@@ -40,7 +41,10 @@ from landsight.imagery.windows import (
 )
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.rasterize import rasterize_labels
+from landsight.labels.vectors import class_values, read_features
 from landsight.outputs import output_folder
+from landsight.train.polygon_split import choose_validation_polygons, polygon_split
+from landsight.train.sampling import SPARSE_SHARE, class_positions, labelled_share
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,15 @@ class TrainingData:
     normalization: Normalization
     classes: ClassTable
     sources: list[dict[str, str]]
+    recipe: dict[str, str]
+    """The resolved `sampling` and `validation` (see `TrainConfig`), with why."""
+    by_class: list[list[np.ndarray]] | None = None
+    """With `sampling` "labels": per pair, per class channel, the indexes of `positions` holding that class."""
+
+    @property
+    def val_pairs(self) -> list[RasterPair]:
+        """The pairs validation reads: held-out polygons' own mask where validation is by polygon."""
+        return [RasterPair(p.image, p.val_mask or p.mask) for p in self.pairs]
 
     def fingerprint(self) -> str:
         """sha256 of the data list (paths, classes, bands), stored with the model."""
@@ -122,7 +135,7 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
         raise ConfigError("no image/label pairs given; pass IMAGE LABELS or a dataset config with 'pairs'")
     output_folder(work_dir)
     spec: BandSpec | None = None
-    raster_pairs, splits, positions = [], [], []
+    raster_pairs, splits, positions, shares, validations = [], [], [], [], []
     for i, (image, labels) in enumerate(pairs):
         check_readable(image)
         with open_raster(image) as src:
@@ -139,21 +152,77 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
             if this_spec.units == "reflectance":
                 check_units(this_spec, this_spec, image, sample_physical(src, this_spec))
             spec = spec or this_spec
-            region = pixel_region(bounds, src)
-            split = blocked_split(src.width, src.height, config.chip_size, config.val_fraction, config.seed + i, region)
-        raster_pairs.append(RasterPair(image, _mask_for(image, labels, work_dir, i, table, field, background)))
+            region = pixel_region(bounds, src) or (0, 0, src.width, src.height)
+            transform = src.transform
+        mask = _mask_for(image, labels, work_dir, i, table, field, background)
+        shares.append(labelled_share(mask, region))
+        validation = _validation(config, labels, shares[-1])
+        if validation == "polygons":
+            pair, split = _polygon_split(image, labels, work_dir, i, table, field, config, region, transform)
+        else:
+            pair = RasterPair(image, mask)
+            split = blocked_split(region[2], region[3], config.chip_size, config.val_fraction, config.seed + i, region)
+        raster_pairs.append(pair)
         splits.append(split)
+        validations.append(validation)
         positions.append(train_positions(split))
-        log.info("%s: %s, %d training chip positions", image, split.summary(), len(positions[-1]))
+        log.info("%s: labels cover %.1f %% of the area; %s, %d training chip positions", image, 100 * shares[-1],
+                 split.summary(), len(positions[-1]))
     assert spec is not None
-    normalization = (reflectance_normalization(spec.count) if spec.units == "reflectance" else
-                     _normalization(raster_pairs, splits, spec))
+    if spec.units == "reflectance":
+        normalization = reflectance_normalization(spec.count)
+    else:
+        normalization, spec = _normalization(raster_pairs, splits, spec)
     sources = [{"image": str(Path(a).resolve()), "labels": str(Path(b).resolve())} for a, b in pairs]
-    return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources)
+    share = float(np.mean(shares))
+    sampling = config.sampling if config.sampling != "auto" else "labels" if share < SPARSE_SHARE else "uniform"
+    recipe = {"sampling": sampling, "validation": ",".join(sorted(set(validations))),
+              "labelled_share": f"{share:.4f}"}
+    log.info("training chips: %s; validation: %s", "around labelled pixels, each class alike"
+             if sampling == "labels" else "anywhere in the training area", recipe["validation"])
+    by_class = None
+    if sampling == "labels":
+        lut = table.index_lut()
+        by_class = [class_positions(pair.mask, split, boxes, lut, len(table))
+                    for pair, split, boxes in zip(raster_pairs, splits, positions, strict=True)]
+        if not any(len(k) for pair_classes in by_class for k in pair_classes):
+            raise LabelError("no training chip holds a labelled pixel outside validation; add labels or lower "
+                             "`val_fraction`")
+    return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources, recipe, by_class)
 
 
-def _normalization(pairs: Sequence[RasterPair], splits: Sequence[Split], spec: BandSpec) -> Normalization:
-    """Band statistics over each training region, read by 512 px windows."""
+def _validation(config: TrainConfig, labels: str, share: float) -> str:
+    """"blocks" or "polygons": as configured, or polygons for sparse vector labels."""
+    vector = Path(labels).suffix.lower() not in (".tif", ".tiff", ".vrt")
+    if config.validation == "polygons" and not vector:
+        raise ConfigError(f"`validation` polygons needs vector labels, but {labels} is a raster mask; use blocks")
+    if config.validation != "auto":
+        return config.validation
+    return "polygons" if vector and share < SPARSE_SHARE and config.val_fraction > 0 else "blocks"
+
+
+def _polygon_split(image: str, labels: str, work_dir: Path, i: int, table: ClassTable, field: str | None,
+                   config: TrainConfig, region: Box, transform: Affine) -> tuple[RasterPair, Split]:
+    """Hold out a share of each class's polygons: the training mask keeps the others, a second mask holds them,
+    and validation chips cover them."""
+    with open_raster(image) as src:
+        features = read_features(labels, src.crs)
+    held_out = choose_validation_polygons(class_values(features, table, field), config.val_fraction, config.seed + i)
+    if not held_out.any():
+        raise LabelError(f"{labels}: no class has two polygons, so none can be held out for validation; add "
+                         "labels, or use `validation` blocks")
+    mask, val_mask = work_dir / f"mask-{i}.tif", work_dir / f"mask-val-{i}.tif"
+    background = False  # sparse labels: unlabelled pixels are unknown, not background
+    rasterize_labels(image, labels, mask, table, field, background, overwrite=True, select=~held_out)
+    rasterize_labels(image, labels, val_mask, table, field, background, overwrite=True, select=held_out)
+    log.info("%s: %d of %d polygons held out for validation", labels, int(held_out.sum()), len(held_out))
+    split = polygon_split(features.geometries[held_out], transform, region, config.chip_size)
+    return RasterPair(image, str(mask), str(val_mask)), split
+
+
+def _normalization(pairs: Sequence[RasterPair], splits: Sequence[Split],
+                   spec: BandSpec) -> tuple[Normalization, BandSpec]:
+    """Band statistics over each training region, read by 512 px windows, and `spec` with the fill values found."""
     with ExitStack() as stack:
         sources = []
         for pair, split in zip(pairs, splits, strict=True):

@@ -55,8 +55,7 @@ def train_segmentation(pairs: Sequence[tuple[str, str]], output: str | Path, tab
         _discard(work_dir, resuming)
         raise
     n_train, n_val = data.sizes()
-    log.info("blocked split: %d training chip positions, %d validation chips of %d px", n_train, n_val,
-             config.chip_size)
+    log.info("%d training chip positions, %d validation chips of %d px", n_train, n_val, config.chip_size)
     torch_device = resolve_device(device)
     if config.model == "baseline":
         model_file = _baseline_model(data, config, torch_device, table, n_train, n_val, bounds, background, field)
@@ -110,7 +109,8 @@ def _training_info(config: TrainConfig, data: TrainingData, n_train: int, n_val:
                    field: str | None) -> dict[str, Any]:
     """The model file's record of how it was trained (data, settings, split)."""
     return {"config": dataclasses.asdict(config), "class_weights": loss_weights(config, data),
-            "data_sha256": data.fingerprint(), "sources": data.sources, "train_positions": n_train, "val_chips": n_val,
+            "data_sha256": data.fingerprint(), "sources": data.sources, "recipe": data.recipe,
+            "train_positions": n_train, "val_chips": n_val,
             "best_epoch": None, "epochs_run": 0, "bounds": list(bounds) if bounds else None,
             "background": background, "class_field": field}
 

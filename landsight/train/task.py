@@ -18,12 +18,13 @@ from torch.utils.data import DataLoader
 from landsight.config import TrainConfig
 from landsight.data.datasets import ChipDataset
 from landsight.data.transforms import Augment
-from landsight.imagery.windows import sample_train_windows
+from landsight.imagery.windows import box_window, sample_train_windows
 from landsight.labels.weights import class_weights
 from landsight.learn.task import Shard, Task
 from landsight.metrics import summarize
 from landsight.train.losses import create_loss
 from landsight.train.prepare import TrainingData
+from landsight.train.sampling import draw_labelled_chips
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,10 @@ def loss_weights(config: TrainConfig, data: TrainingData) -> list[float] | None:
 
 
 def epoch_chips(data: TrainingData, n: int, rng: random.Random) -> list[Any]:
-    """`n` random training chips spread over the pairs in proportion to their training area."""
+    """`n` random training chips: around labelled pixels, each class alike (`TrainingData.by_class`), or spread over
+    the pairs in proportion to their training area."""
+    if data.by_class is not None:
+        return [(i, box_window(box)) for i, box in draw_labelled_chips(data.by_class, data.positions, n, rng)]
     weights = [len(p) for p in data.positions]
     picks = rng.choices(range(len(weights)), weights=weights, k=n)
     chips = []
@@ -69,9 +73,11 @@ class SegmentationTask(Task):
         self.diverged_fix = DIVERGED_FIX
         self.loss_fn = create_loss(config.loss, self.num_classes, loss_weights(config, data))
 
-    def _loader(self, chips: list[Any], augment: bool, seed: int, batch_size: int) -> DataLoader[Any]:
+    def _loader(self, chips: list[Any], augment: bool, seed: int, batch_size: int,
+                validation: bool = False) -> DataLoader[Any]:
         data = self.data
-        dataset = ChipDataset(data.pairs, chips, data.bands, data.normalization, data.classes.index_lut(),
+        pairs = data.val_pairs if validation else data.pairs
+        dataset = ChipDataset(pairs, chips, data.bands, data.normalization, data.classes.index_lut(),
                               Augment() if augment else None, seed)
         # its own generator: starting an iteration draws no number from torch's global one (dropout's, reseeded
         # each epoch), however often Lightning starts one
@@ -85,7 +91,9 @@ class SegmentationTask(Task):
 
     def val_loader(self, shard: Shard) -> DataLoader[Any] | None:
         chips = [(i, w) for i, split in enumerate(self.data.splits) for w in split.val]
-        return self._loader(shard.take(chips), False, 0, shard.batch_size(self.config.batch_size)) if chips else None
+        if not chips:
+            return None
+        return self._loader(shard.take(chips), False, 0, shard.batch_size(self.config.batch_size), validation=True)
 
     def optimizers(self, model: nn.Module, shard: Shard) -> tuple[torch.optim.Optimizer, Any]:
         """AdamW with the pretrained encoder at `encoder_lr_factor` times the decoder's peak learning rate, on a

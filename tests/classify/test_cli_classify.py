@@ -120,3 +120,25 @@ def test_inputs_unlike_the_training_data_warn(folder_model, chip_dir, tmp_path):
     assert result.exit_code == 0
     text = " ".join(result.output.split())  # log lines are wrapped
     assert "far outside the training data" in text and "DN vs reflectance" in text
+
+
+def test_auto_keeps_the_baseline_when_it_wins_on_validation(chip_dir, tmp_path):
+    """A one-epoch network loses to the chip-statistics baseline on validation: the MODEL file holds the baseline,
+    which predicts like any classifier, says so in the output and report, and is refused by ONNX export."""
+    out = tmp_path / "auto.pt"
+    result = run("classify", "train", chip_dir, "--backbones", "resnet18", "-o", out, "--budget", "5m",
+                 "--max-epochs", "1", "--no-lr-search")
+    assert result.exit_code == 0, result.output
+    report = read_report(tmp_path / "auto-report.json", "classifier")
+    assert report["kept"] == "baseline" and "kept the baseline" in result.output
+    assert report["baseline"]["val_macro_f1"] > report["chosen"]["val_macro_f1"]
+    assert report["test"]["mean_f1"] == report["baseline"]["test"]["mean_f1"] and "network_test" in report
+    assert load_model_file(out, task="classification").arch == "chip-statistics"
+    assert "so the MODEL file holds the baseline" in (tmp_path / "auto-report.html").read_text()
+    predictions = tmp_path / "p.csv"
+    assert run("classify", "predict", out, chip_dir, "-o", predictions).exit_code == 0
+    with open(predictions) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == report["data"]["chips"] and {r["label"] for r in rows} <= {"clear", "cloudy"}
+    refused = run("export", out, "--onnx", tmp_path / "auto.onnx")
+    assert refused.exit_code == 2 and "chip-statistics baseline" in refused.output

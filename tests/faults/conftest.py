@@ -203,7 +203,7 @@ def gate_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("gate") / "gate.pt"
     assert_succeeded(invoke("cloud", "train", L8, "--cloud-mask", L8_QA, "--chip-size", "32", "--stride", "48",
                             "--band-names", "blue,green,red,nir", "--backbones", "mobilenetv3_small_050",
-                            "--max-epochs", "1", "--budget", "60s", "--no-lr-search", "-o", out))
+                            "--max-epochs", "1", "--budget", "60s", "--no-lr-search", "--model", "network", "-o", out))
     return out
 
 
