@@ -16,6 +16,7 @@ EfficientNet-Lite0 U-Net of bench.common (speed does not depend on training). Re
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -168,6 +169,8 @@ def main() -> None:
     if args.pipeline_size:
         text, rows = pipeline_part(args.pipeline_size, args.repeats)
         body += ["", text, "", *rows]
+    body += ["", f"1-min load average at the end: {os.getloadavg()[0]:.1f} (other jobs on the same cores slow "
+             "every side, the extra processes of `--workers` most)."]
     result = "\n".join(body) + "\n"
     print(result)
     replace_section(ROOT / "BENCHMARKS.md", "Vectorize speed (issue 14)", "\n" + result)
