@@ -9,13 +9,13 @@ px grid (0.5 m) repeated by translation into a grid of copies until `--buildings
 `--variants` seeded variants in which 10 % of the buildings are removed (unsupported), 15 % shifted by 1.5-3 m
 (shifted), the rest grown or shrunk by up to 0.25 m, plus one invented building (missing from the open data).
 
-Both sides run in a fresh subprocess (interpreter start and imports included); peak RSS is that process's
-ru_maxrss (os.wait4). `landsight compare MASK OSM -o DIR` does it all: per-tile IoU/QoD on z18 tiles, per-feature
-confirmed/shifted/unsupported/missing with offsets, the GeoJSON layers and the review map. The peer does the
-usual geopandas recipe for the feature part only: polygonize the mask window by window (rasterio.features.shapes,
-4096 px), `sjoin` the buildings with the predicted polygons, `overlay` (intersection) for each building's IoU,
-confirmed when IoU >= 0.5, and `overlay` (difference) for the predicted area that no building explains; it writes
-the statuses to a GeoPackage. Results go to BENCHMARKS.md.
+Both sides run in a fresh subprocess (interpreter start and imports included) under /usr/bin/time, which gives
+wall and CPU seconds and the peak RSS. `landsight compare MASK OSM -o DIR` does it all: per-tile IoU/QoD on z18
+tiles, per-feature confirmed/shifted/unsupported/missing with offsets, the GeoJSON layers and the review map. The
+peer does the usual geopandas recipe for the feature part only: polygonize the mask window by window
+(rasterio.features.shapes, 4096 px), `sjoin` the buildings with the predicted polygons, `overlay` (intersection)
+for each building's IoU, confirmed when IoU >= 0.5, and `overlay` (difference) for the predicted area that no
+building explains; it writes the statuses to a GeoPackage. Results go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -131,16 +130,18 @@ def peer(mask: Path, osm: Path, out: Path) -> None:
 
 
 def measure(command: list[str]) -> tuple[float, float, str, float]:
-    """Wall seconds, peak RSS (GiB), stdout and CPU seconds (user + system) of `command` run in a fresh process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=os.environ | {"PYTHONPATH": str(ROOT)})
-    stdout = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command} failed:\n{stdout[-2000:]}")
-    return elapsed, usage.ru_maxrss / 2**20, stdout, usage.ru_utime + usage.ru_stime
+    """Wall seconds, peak RSS (GiB), stdout and CPU seconds (user + system) of `command` run in a fresh process.
+
+    The process is started by /usr/bin/time, whose own figures are read: a child forked straight from this
+    (large, torch-importing) process would report this process's resident size as its peak.
+    """
+    proc = subprocess.run(["/usr/bin/time", "-f", "bench-time %e %U %S %M", *command], capture_output=True,
+                          text=True, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    if proc.returncode != 0:
+        raise SystemExit(f"{command} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    line = next(x for x in reversed(proc.stderr.splitlines()) if x.startswith("bench-time "))
+    wall, user, system, peak_kib = (float(v) for v in line.split()[1:])
+    return wall, peak_kib / 2**20, proc.stdout, user + system
 
 
 def main() -> None:
