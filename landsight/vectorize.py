@@ -17,7 +17,14 @@ from landsight.geo import area_m2
 from landsight.imagery.io import open_raster, read_window
 from landsight.imagery.windows import block_windows
 from landsight.labels.classes import IGNORE_VALUE
-from landsight.labels.polygonize import polygonize, to_crs_coords
+from landsight.labels.polygonize import (
+    drop_collinear,
+    map_rings,
+    polygonize,
+    ring_neighbours,
+    to_crs_coords,
+    unit_edges,
+)
 from landsight.labels.rasterize import table_from_tags
 from landsight.labels.vector_out import CrsRequest, output_crs, write_features
 from landsight.labels.vectors import Features
@@ -30,7 +37,7 @@ _SHAPES_DTYPES = ("uint8", "int16", "uint16", "int32")
 
 def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float = 0, min_area: float = 0,
                    dst_crs: CrsRequest = None, overwrite: bool = False, block: int = 1024,
-                   smooth: bool = True) -> int:
+                   smooth: bool = True, workers: int = 1) -> int:
     """Polygonize a class mask into a vector file (format by extension); returns the number of features written.
 
     Args:
@@ -43,8 +50,9 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float 
             GeoPackage), "raster" for the mask's CRS, or a CRS such as "EPSG:3857".
         overwrite: replace an existing `out_path`.
         block: window size in pixels used to read the mask; objects crossing windows are merged whole.
-        smooth: replace pixel staircases by lines through the midpoints of pixel edges (see `smooth_outline`);
+        smooth: replace pixel staircases by lines through the midpoints of pixel edges (see `smooth_outlines`);
             False keeps the exact pixel edges.
+        workers: polygonize windows in this many processes (1: in this one); the polygons are the same.
 
     Raises:
         RasterError: the mask is missing or not a single-band integer raster.
@@ -54,24 +62,26 @@ def vectorize_mask(mask_path: str | Path, out_path: str | Path, simplify: float 
     check_output(out_path, overwrite)
     with open_raster(mask_path) as src:
         output_crs(out_path, src.crs, dst_crs)  # an unknown format or impossible CRS fails before the work
-    features = mask_features(mask_path, simplify, min_area, block, smooth)
+    features = mask_features(mask_path, simplify, min_area, block, smooth, workers)
     return write_features(out_path, features, dst_crs, overwrite)
 
 
 def mask_features(mask_path: str | Path, simplify: float = 0, min_area: float = 0, block: int = 1024,
-                  smooth: bool = True) -> Features:
+                  smooth: bool = True, workers: int = 1) -> Features:
     """Polygons of a class mask in its CRS, with properties class, value and area_m2 (measured in the mask's CRS).
 
     Arguments as for `vectorize_mask`; used by it, by the pipelines and by the HTTP API.
     """
     if simplify < 0 or min_area < 0:
         raise ConfigError(f"simplify {simplify} and min_area {min_area} must be >= 0")
+    if workers < 1:
+        raise ConfigError(f"`workers` {workers} must be at least 1 (1 polygonizes in this process)")
     with open_raster(mask_path) as src:
         names, skip = mask_classes(src)
-        pairs = list(polygonize(_mask_windows(src, skip, block), src.width, src.height))
+        pairs = list(polygonize(_mask_windows(src, skip, block), src.width, src.height, workers))
         crs, transform = src.crs, src.transform
-    geoms = np.array([smooth_outline(g) if smooth else g for g, _ in pairs], dtype=object)
-    geoms = to_crs_coords(geoms, transform)
+    geoms = np.asarray([g for g, _ in pairs], dtype=object)
+    geoms = to_crs_coords(smooth_outlines(geoms) if smooth else geoms, transform)
     values = np.array([v for _, v in pairs], dtype=np.int64)
     if simplify > 0:
         geoms = shapely.simplify(geoms, simplify, preserve_topology=True)
@@ -114,20 +124,18 @@ def mask_classes(src: DatasetReader) -> tuple[dict[int, str], set[int]]:
     return names, skip
 
 
-def smooth_outline(polygon: shapely.Polygon) -> shapely.Polygon:
-    """Cut every pixel corner of a pixel-edge polygon (pixel coordinates) at the midpoints of its unit edges.
+def smooth_outlines(polygons: np.ndarray) -> np.ndarray:
+    """Cut every pixel corner of pixel-edge `polygons` (pixel coordinates) at the midpoints of their unit edges.
 
     Diagonal staircases become straight lines, which follow slanted outlines closer than the pixel edges do;
     straight runs keep their place. Each cut is a triangle of 1/8 pixel that never reaches a pixel centre, so
     burning the result again gives the same pixels, and neighbouring objects that share edges still tile exactly.
+    All polygons are cut at once (vectorized over their vertices).
     """
-    def cut(ring: shapely.LinearRing) -> np.ndarray:
-        corners = np.asarray(shapely.segmentize(ring, 1.0).coords)[:-1]
-        midpoints = (corners + np.roll(corners, -1, axis=0)) / 2
-        return np.vstack([midpoints, midpoints[:1]])
+    def cut(corners: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (corners + corners[ring_neighbours(ring)[1]]) / 2, ring
 
-    smoothed = shapely.Polygon(cut(polygon.exterior), [cut(ring) for ring in polygon.interiors])
-    return shapely.simplify(smoothed, 0)  # drops the midpoints along straight runs
+    return drop_collinear(map_rings(unit_edges(polygons), cut))  # no midpoints along straight runs
 
 
 def _quiet(n_windows: int) -> bool:

@@ -118,6 +118,27 @@ def test_tile_scores_match_hand_counts(scene, tmp_path, kind):
     assert [(f["properties"]["osm_id"], f["properties"]["building"]) for f in unsupported] == [(2, "house")]
 
 
+def test_xyz_keys_match_projecting_every_pixel():
+    """The interpolated keys (pixel by pixel only where a knot cell spans two tiles) against every pixel centre
+    projected to Web Mercator on its own, on the real 0.5 m Atlanta grid (UTM), in uneven windows."""
+    from rasterio.warp import transform as warp_transform
+    from rasterio.windows import Window
+
+    zoom, half = 19, 20037508.342789244
+    grid = TileGrid("xyz", zoom)
+    with rasterio.open(SAMPLE / "atlanta.tif") as src:
+        for window in (Window(0, 0, 300, 450), Window(237, 411, 250, 333), Window(5, 9, 1, 40)):
+            keys = grid.keys(window, src.transform, src.crs, src.width)
+            rows, cols = np.mgrid[window.row_off:window.row_off + window.height,
+                                  window.col_off:window.col_off + window.width]
+            xs, ys = src.transform @ (cols.ravel() + 0.5, rows.ravel() + 0.5)
+            mx, my = (np.asarray(v).reshape(rows.shape) for v in warp_transform(src.crs, "EPSG:3857", xs, ys))
+            span = 2 * half / 2**zoom
+            exact = ((half - my) // span).astype(np.int64) * 2**zoom + ((mx + half) // span).astype(np.int64)
+            np.testing.assert_array_equal(keys, exact)
+    assert len(np.unique(grid.keys(Window(0, 0, 300, 450), src.transform, src.crs, src.width))) >= 6
+
+
 def test_xyz_tiles_cover_the_raster(scene, tmp_path):
     summary = compare_prediction(scene["pred"], scene["labels"], tmp_path / "report", grid=TileGrid("xyz", 21))
     tiles = _tiles(tmp_path / "report")

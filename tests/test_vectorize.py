@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
+from landsight.labels.classes import ClassTable
+from landsight.labels.rasterize import classes_tag
 from landsight.labels.vectors import read_features
-from landsight.vectorize import vectorize_mask
+from landsight.vectorize import mask_features, vectorize_mask
 
 PIXEL_AREA = 0.25  # Atlanta: 0.5 m pixels
 
@@ -200,3 +203,42 @@ def test_rejects_image_as_mask(invoke, tmp_path, nc_image):
     result = invoke("vectorize", nc_image, "-o", tmp_path / "out.geojson")
     assert result.exit_code == 2
     assert "class mask" in result.output
+
+
+@pytest.fixture
+def brightness_classes(tmp_path, atlanta_image) -> Path:
+    """A noisy 3-class mask of 384 x 384 px of the real Atlanta image (brightness cut at its 35/70/90 % quantiles):
+    hundreds of objects, some with holes, many crossing 64 px windows."""
+    with rasterio.open(atlanta_image) as src:
+        window = rasterio.windows.Window(0, 0, 384, 384)
+        data = src.read(1, window=window).astype(np.float32)
+        profile = src.profile | {"width": 384, "height": 384, "transform": src.window_transform(window)}
+    classes = np.digitize(data, np.quantile(data, [0.35, 0.7, 0.9])).astype(np.uint8)
+    classes = np.where(np.roll(classes, 1, 0) == np.roll(classes, -1, 0), np.roll(classes, 1, 0), classes)  # denoise
+    out = tmp_path / "classes.tif"
+    with rasterio.open(out, "w", **(profile | {"dtype": "uint8", "nodata": None})) as dst:
+        dst.write(classes, 1)
+        dst.update_tags(classes=classes_tag(ClassTable.from_names(["dark", "mid", "bright"], background=True)))
+    return out
+
+
+def _by_position(features) -> tuple[np.ndarray, np.ndarray]:
+    values = np.array([p["value"] for p in features.properties])
+    order = np.lexsort((*shapely.bounds(features.geometries).T[::-1], values))
+    return features.geometries[order], values[order]
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_parallel_windows_give_the_serial_polygons(brightness_classes, smooth):
+    whole, whole_values = _by_position(mask_features(brightness_classes, block=1024, smooth=smooth))  # one window
+    parts, part_values = _by_position(mask_features(brightness_classes, block=64, smooth=smooth, workers=2))
+    assert len(whole) == len(parts) > 300
+    np.testing.assert_array_equal(whole_values, part_values)
+    np.testing.assert_allclose(shapely.area(parts), shapely.area(whole), rtol=1e-12)
+    assert shapely.equals_exact(shapely.normalize(parts), shapely.normalize(whole), 0).all()  # vertex for vertex
+    assert shapely.is_valid(parts).all()
+    # not vacuous: objects with holes cross the window edges (merged), and all three classes take part
+    bounds = (shapely.bounds(whole) - shapely.bounds(whole)[:, :1].min()) / 0.5
+    crossing = (bounds[:, 0] // 64) != ((bounds[:, 2] - 1) // 64)
+    assert (crossing & (shapely.get_num_interior_rings(whole) > 0)).sum() >= 10
+    assert set(whole_values[crossing]) == {1, 2, 3}

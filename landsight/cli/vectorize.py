@@ -20,10 +20,12 @@ from landsight.vectorize import vectorize_mask
 @options.crs_opt
 @click.option("--block", default=1024, show_default=True, type=click.IntRange(min=16),
               help="Read the mask in windows of this many pixels; objects crossing windows are merged.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Polygonize windows in this many processes (the polygons are the same).")
 @options.overwrite_opt
 def vectorize(mask: str, output: str, simplify: float, pixel_edges: bool, min_area: float, crs: str | None,
-              block: int, overwrite: bool) -> None:
+              block: int, workers: int, overwrite: bool) -> None:
     """Turn MASK (class values per pixel) into polygons per class, written in the format the --output extension
     names: .geojson (RFC 7946, WGS 84), .geojsonl (one feature per line), .gpkg (the mask's CRS), ..."""
-    n = vectorize_mask(mask, output, simplify, min_area, crs, overwrite, block, not pixel_edges)
+    n = vectorize_mask(mask, output, simplify, min_area, crs, overwrite, block, not pixel_edges, workers)
     click.echo(f"wrote {n} polygon(s) to {output}")

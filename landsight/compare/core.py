@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import shapely
 from rasterio.io import DatasetReader
 
@@ -16,7 +17,7 @@ from landsight.compare.sources import Prediction, describe_raster, footprint, re
 from landsight.compare.tiles import TileCounter, TileGrid, score_tiles, worst_tiles
 from landsight.errors import ConfigError
 from landsight.geo import WGS84, metric_crs, pixel_size_m, reproject_geometries
-from landsight.imagery.io import open_raster
+from landsight.imagery.io import GDAL_CACHE_MB, open_raster
 from landsight.imagery.windows import all_windows
 from landsight.labels.polygonize import Polygonizer, by_value
 from landsight.labels.rasterize import burn_window
@@ -81,7 +82,8 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
     if grid_raster is None:
         raise ConfigError(f"{pred} holds polygons; pass `image` (the image they were predicted from) to set "
                           "the comparison grid and extent")
-    with open_raster(grid_raster) as src:
+    # a small GDAL block cache: the windows are read once each (by default GDAL keeps 5 % of RAM of blocks)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(grid_raster) as src:
         prediction = resolve_prediction(src, pred, class_name, threshold)
         match = match.resolved(pixel_size_m(src))
         extent = footprint(src, block)
@@ -100,7 +102,8 @@ def compare_prediction(pred: str | Path, labels: str | Path, out_dir: str | Path
     layers["prediction"] = Features(polygons, [{"pred_id": i} for i in range(len(polygons))], crs_in)
     layers["tiles"] = Features(np.asarray(tile_geoms, dtype=object), tiles, WGS84)
     sources = report.Sources(pred=Path(pred), prediction=prediction, image=Path(image) if image else None)
-    summary = report.write_compare_report(out_dir, summary, layers, sources, overwrite, keep_request(crs, crs_in))
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        summary = report.write_compare_report(out_dir, summary, layers, sources, overwrite, keep_request(crs, crs_in))
     log.info("compared %s with %s: %s", pred, labels,
              ", ".join(f"{s} {summary.features[s]['count']}" for s in STATUSES))
     return summary

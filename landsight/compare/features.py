@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 import numpy as np
 import shapely
-from shapely import affinity
 
 from landsight.errors import ConfigError
 
@@ -77,110 +76,157 @@ class Matched:
         self.properties.append(properties)
 
 
-def iou(a: shapely.Geometry, b: shapely.Geometry) -> float:
-    """Intersection over union of two areas (0 when both are empty)."""
-    union = shapely.area(shapely.union(a, b))
-    return float(shapely.area(shapely.intersection(a, b)) / union) if union > 0 else 0.0
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of two arrays of areas, pair by pair (0 where both are empty)."""
+    inter = np.asarray(shapely.area(shapely.intersection(a, b)), dtype=np.float64)
+    union = shapely.area(a) + shapely.area(b) - inter  # the area of the union, without computing it
+    return np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
 
 
-def _solid(geoms: np.ndarray, params: MatchParams) -> np.ndarray:
-    """Polygons of `geoms` at least `min_area` large and wider than 2 x tolerance (slivers dropped)."""
-    parts = np.asarray(shapely.get_parts(np.asarray(geoms, dtype=object)), dtype=object)
+def _union_by(geoms: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """Union of `geoms` per group number 0..n-1 (an empty polygon where a group has none); one GEOS call per group
+    of two or more, none for single geometries."""
+    out = np.full(n, shapely.Polygon(), dtype=object)
+    if len(geoms) == 0:
+        return out
+    order = np.argsort(group, kind="stable")
+    geoms, group = np.asarray(geoms, dtype=object)[order], group[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    ends = np.r_[starts[1:], len(group)]
+    single = ends - starts == 1
+    out[group[starts[single]]] = geoms[starts[single]]
+    for start, end in zip(starts[~single].tolist(), ends[~single].tolist(), strict=True):
+        out[group[start]] = shapely.union_all(geoms[start:end])
+    return out
+
+
+def _translate(geoms: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Each geometry moved by its own (dx, dy), in one call."""
+    offsets = np.repeat(np.column_stack([dx, dy]), shapely.get_num_coordinates(geoms), axis=0)
+    return np.asarray(shapely.transform(geoms, lambda xy: xy + offsets), dtype=object)
+
+
+def _offsets(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid offsets (dx, dy) moving each of `a` onto its partner in `b`."""
+    ca, cb = shapely.get_coordinates(shapely.centroid(a)), shapely.get_coordinates(shapely.centroid(b))
+    return cb[:, 0] - ca[:, 0], cb[:, 1] - ca[:, 1]
+
+
+def _solid(geoms: np.ndarray, params: MatchParams) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons of `geoms` at least `min_area` large and wider than 2 x tolerance (slivers dropped), and the index
+    of the geometry each comes from."""
+    parts, index = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    parts = np.asarray(parts, dtype=object)
     if len(parts) == 0:
-        return parts
-    keep = (shapely.area(parts) >= max(params.min_area, 1e-9)) & ~shapely.is_empty(
-        shapely.buffer(parts, -params.tol))
-    return np.asarray(parts[keep], dtype=object)
+        return parts, index
+    keep = shapely.area(parts) >= max(params.min_area, 1e-9)
+    # wider than 2 x tol: a point farther than tol from the outline proves it (cheap); the rest are shrunk by tol
+    inner = shapely.distance(shapely.point_on_surface(parts[keep]), shapely.boundary(parts[keep])) > params.tol
+    unsure = np.flatnonzero(keep)[~inner]
+    keep[unsure] = ~shapely.is_empty(shapely.buffer(parts[unsure], -params.tol))
+    return np.asarray(parts[keep], dtype=object), index[keep]
 
 
-def _candidates(label: shapely.Geometry, others: np.ndarray, pred: np.ndarray, pred_tree: shapely.STRtree,
-                params: MatchParams) -> np.ndarray:
-    """Predicted pieces near `label` that the other open-data features do not already account for."""
-    hits = pred_tree.query(label, predicate="dwithin", distance=params.shift)
-    if len(hits) == 0:
-        return np.asarray([], dtype=object)
-    region = shapely.buffer(label, params.shift)
-    near = shapely.intersection(shapely.union_all(pred[hits]), region)
-    if len(others):
-        near = shapely.difference(near, shapely.union_all(others))
-    return _solid(np.asarray([near], dtype=object), params)
+def _candidates(labels: np.ndarray, solid: np.ndarray, params: MatchParams) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Predicted pieces near each open-data feature that the other features do not already account for:
+    (pieces, the feature each belongs to, the union of all predicted polygons near each feature)."""
+    n = len(labels)
+    regions = shapely.buffer(labels, params.shift)
+    near_label, hit = shapely.STRtree(solid).query(labels, predicate="dwithin", distance=params.shift)
+    hits = _union_by(solid[hit], near_label, n)
+    found = np.bincount(near_label, minlength=n) > 0
+    near = np.full(n, shapely.Polygon(), dtype=object)
+    near[found] = shapely.intersection(hits[found], regions[found])
+    label, other = shapely.STRtree(labels).query(regions, predicate="intersects")
+    label, other = label[label != other], other[label != other]
+    crowded = found & (np.bincount(label, minlength=n) > 0)
+    near[crowded] = shapely.difference(near[crowded], _union_by(labels[other], label, n)[crowded])
+    pieces, owner = _solid(near[found], params)
+    return pieces, np.flatnonzero(found)[owner], hits
 
 
-def _offset(label: shapely.Geometry, piece: shapely.Geometry) -> tuple[float, float]:
-    """Centroid offset (dx, dy) moving `label` onto `piece`."""
-    a, b = shapely.centroid(label), shapely.centroid(piece)
-    return b.x - a.x, b.y - a.y
+def _best_shifts(labels: np.ndarray, pieces: np.ndarray, owner: np.ndarray,
+                 wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per feature: (aligned IoU, dx, dy) of the piece that best matches its shape once the feature is moved onto
+    it (the first such piece; zeros without one), for the features where `wanted`."""
+    n = len(labels)
+    best, dx, dy = np.zeros(n), np.zeros(n), np.zeros(n)
+    pick = wanted[owner]
+    pieces, owner = pieces[pick], owner[pick]
+    if len(pieces) == 0:
+        return best, dx, dy
+    px, py = _offsets(labels[owner], pieces)
+    score = iou(_translate(labels[owner], px, py), pieces)
+    order = np.lexsort((np.arange(len(owner)), -score, owner))  # per feature: highest score, first piece on ties
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+    first = first[score[first] > 0]
+    best[owner[first]], dx[owner[first]], dy[owner[first]] = score[first], px[first], py[first]
+    return best, dx, dy
 
 
-def _best_shift(label: shapely.Geometry, pieces: np.ndarray) -> tuple[float, float, float]:
-    """(aligned IoU, dx, dy) of the piece that best matches `label`'s shape once the label is moved onto it."""
-    best = (0.0, 0.0, 0.0)
-    for piece in pieces:
-        dx, dy = _offset(label, piece)
-        score = iou(affinity.translate(label, dx, dy), piece)
-        if score > best[0]:
-            best = (score, dx, dy)
-    return best
+def match_labels(labels: np.ndarray, solid: np.ndarray, params: MatchParams) -> dict[str, np.ndarray]:
+    """Status, score, IoU, aligned IoU and offset of every open-data feature against the `solid` predicted polygons
+    (arrays, one entry per feature)."""
+    n = len(labels)
+    pieces, owner, hits = _candidates(labels, solid, params)
+    over = shapely.intersects(pieces, labels[owner])
+    overlap = _union_by(pieces[over], owner[over], n)
+    raw = iou(labels, overlap)
+    good = raw >= params.iou_threshold
+    aligned, dx, dy = _best_shifts(labels, pieces, owner, ~good)
+    if good.any():
+        dx[good], dy[good] = _offsets(labels[good], overlap[good])
+        aligned[good] = iou(_translate(labels[good], dx[good], dy[good]), overlap[good])
+    offset = np.hypot(dx, dy)
+    confirmed = good & (offset <= params.tol)
+    shifted = ~confirmed & (np.maximum(raw, aligned) >= params.match_iou) & (offset <= params.shift)
+    unsupported = ~confirmed & ~shifted
+    area = np.asarray(shapely.area(labels), dtype=np.float64)
+    covered = shapely.area(shapely.intersection(labels[unsupported], hits[unsupported])) / np.maximum(
+        area[unsupported], 1e-12)
+    score = np.where(confirmed, raw, np.maximum(raw, aligned))
+    score[unsupported] = 1.0 - covered
+    dx[unsupported], dy[unsupported], offset[unsupported] = 0.0, 0.0, 0.0
+    status = np.where(confirmed, "confirmed", np.where(shifted, "shifted", "unsupported"))
+    return {"status": status, "score": score, "iou": raw, "aligned_iou": aligned, "offset_m": offset, "dx_m": dx,
+            "dy_m": dy, "area_m2": area}
 
 
-def match_label(label: shapely.Geometry, pieces: np.ndarray, pred_union: shapely.Geometry,
-                params: MatchParams) -> dict[str, Any]:
-    """Status, score, IoU, aligned IoU and offset of one open-data feature against nearby predicted `pieces`."""
-    over = [p for p in pieces if shapely.intersects(p, label)]
-    overlap = shapely.union_all(over) if over else shapely.Polygon()
-    raw = iou(label, overlap)
-    if raw >= params.iou_threshold:
-        dx, dy = _offset(label, overlap)
-        aligned = iou(affinity.translate(label, dx, dy), overlap)
-    else:
-        aligned, dx, dy = _best_shift(label, pieces)
-    offset = float(np.hypot(dx, dy))
-    if raw >= params.iou_threshold and offset <= params.tol:
-        status, score = "confirmed", raw
-    elif max(raw, aligned) >= params.match_iou and offset <= params.shift:
-        status, score = "shifted", max(raw, aligned)
-    else:
-        covered = shapely.area(shapely.intersection(label, pred_union)) / max(shapely.area(label), 1e-12)
-        status, score, dx, dy, offset = "unsupported", 1.0 - float(covered), 0.0, 0.0, 0.0
-    return {"status": status, "score": round(score, 4), "iou": round(raw, 4), "aligned_iou": round(aligned, 4),
-            "offset_m": round(offset, 3), "dx_m": round(dx, 3), "dy_m": round(dy, 3),
-            "area_m2": round(float(shapely.area(label)), 2)}
+_DIGITS = {"score": 4, "iou": 4, "aligned_iou": 4, "offset_m": 3, "dx_m": 3, "dy_m": 3, "area_m2": 2}
 
 
 def match_features(pred: np.ndarray, labels: np.ndarray, attributes: list[dict[str, Any]],
                    params: MatchParams) -> dict[Status, Matched]:
     """Classify every open-data feature (`labels`, clipped to the extent, with their `attributes`) and find the
     predicted area missing from the open data. Geometries must share one projected CRS."""
-    solid = _solid(pred, params) if len(pred) else np.asarray([], dtype=object)
-    pred_tree, label_tree = shapely.STRtree(solid), shapely.STRtree(labels)
-    pred_union = shapely.union_all(solid) if len(solid) else shapely.Polygon()
+    pred, labels = np.asarray(pred, dtype=object), np.asarray(labels, dtype=object)
+    solid = _solid(pred, params)[0]
+    info = match_labels(labels, solid, params)
+    columns = {"status": info["status"].tolist()} | {
+        key: [round(v, digits) for v in info[key].tolist()] for key, digits in _DIGITS.items()}
     result: dict[Status, Matched] = {s: Matched() for s in STATUSES}
-    explained = []
     for i, label in enumerate(labels):
-        near = label_tree.query(shapely.buffer(label, params.shift), predicate="intersects")
-        others = labels[near[near != i]]
-        pieces = _candidates(label, others, solid, pred_tree, params)
-        info = match_label(label, pieces, pred_union, params)
-        result[info["status"]].add(label, {**attributes[i], **info})
-        if info["status"] != "unsupported":
-            explained.append(affinity.translate(label, info["dx_m"], info["dy_m"]))
-    _add_missing(result["missing"], pred, explained, params)
+        result[columns["status"][i]].add(label, {**attributes[i], **{key: columns[key][i] for key in columns}})
+    moved = info["status"] != "unsupported"
+    dx, dy = np.asarray(columns["dx_m"]), np.asarray(columns["dy_m"])
+    _add_missing(result["missing"], pred, _translate(labels[moved], dx[moved], dy[moved]), params)
     return result
 
 
-def _add_missing(missing: Matched, pred: np.ndarray, explained: list[shapely.Geometry], params: MatchParams) -> None:
+def _add_missing(missing: Matched, pred: np.ndarray, explained: np.ndarray, params: MatchParams) -> None:
     """Predicted pieces left once the matched features (moved by their offsets) are removed, slivers dropped;
     `pred_id` is the index of the predicted polygon in `pred`."""
-    cover = np.asarray(shapely.buffer(np.asarray(explained, dtype=object), params.tol / 2), dtype=object)
-    tree = shapely.STRtree(cover)
-    for j, polygon in enumerate(pred):
-        near = tree.query(polygon, predicate="intersects")
-        rest = shapely.difference(polygon, shapely.union_all(cover[near])) if len(near) else polygon
-        rest = _solid(np.asarray([rest], dtype=object), params)
-        for piece in rest:
-            area = float(shapely.area(piece))
-            missing.add(piece, {"status": "missing", "score": round(area / float(shapely.area(polygon)), 4),
-                                "area_m2": round(area, 2), "pred_id": j})
+    cover = np.asarray(shapely.buffer(explained, params.tol / 2), dtype=object)
+    polygon, near = shapely.STRtree(cover).query(pred, predicate="intersects")
+    rest = pred.copy()
+    covered = np.bincount(polygon, minlength=len(pred)) > 0
+    rest[covered] = shapely.difference(pred[covered], _union_by(cover[near], polygon, len(pred))[covered])
+    pieces, owner = _solid(rest, params)
+    areas, whole = shapely.area(pieces).tolist(), shapely.area(pred)
+    for piece, j, area in zip(pieces, owner.tolist(), areas, strict=True):
+        missing.add(piece, {"status": "missing", "score": round(area / float(whole[j]), 4),
+                            "area_m2": round(area, 2), "pred_id": j})
 
 
 def summarize_matches(result: dict[Status, Matched]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import mercantile
@@ -69,11 +70,18 @@ class TileGrid:
         if self.kind == "regular":
             ncols = -(-width // self.size)
             return (rows[:, None] // self.size) * ncols + (cols[None, :] // self.size)
-        mx, my = mercator_centres(rows + 0.5, cols + 0.5, transform, crs)
-        span = 2 * _HALF_WORLD / 2**self.zoom
-        tx = np.clip(((mx + _HALF_WORLD) // span).astype(np.int64), 0, 2**self.zoom - 1)
-        ty = np.clip(((_HALF_WORLD - my) // span).astype(np.int64), 0, 2**self.zoom - 1)
-        return np.asarray(ty * 2**self.zoom + tx, dtype=np.int64)
+        knot_r, mx, my = mercator_knot_rows(rows + 0.5, cols + 0.5, transform, crs)
+        n, span = 2**self.zoom, 2 * _HALF_WORLD / 2**self.zoom
+
+        def tile_x(x: np.ndarray) -> np.ndarray:
+            return np.clip(((x + _HALF_WORLD) // span).astype(np.int64), 0, n - 1)
+
+        def tile_y(y: np.ndarray) -> np.ndarray:
+            return np.clip(((_HALF_WORLD - y) // span).astype(np.int64), 0, n - 1)
+
+        tx = _rows_lerped(mx, knot_r, rows + 0.5, tile_x)
+        ty = _rows_lerped(my, knot_r, rows + 0.5, tile_y)
+        return np.asarray(ty * n + tx, dtype=np.int64)
 
     def describe(self, key: int, transform: Affine, crs: CRS, width: int) -> tuple[dict[str, Any], shapely.Geometry]:
         """Identity properties (id, x, y[, z]) and WGS 84 polygon of tile `key`."""
@@ -105,17 +113,41 @@ def _lerp(values: np.ndarray, knots: np.ndarray, targets: np.ndarray, axis: int)
     return np.asarray(a + (b - a) * t.reshape(shape))
 
 
-def mercator_centres(rows: np.ndarray, cols: np.ndarray, transform: Affine, crs: CRS,
-                     step: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Web Mercator (x, y) of the pixel positions `rows` x `cols` (H, W each), projecting every `step`-th pixel
-    and interpolating between them (the projection is smooth: the error is far below a millimetre)."""
+def mercator_knot_rows(rows: np.ndarray, cols: np.ndarray, transform: Affine, crs: CRS,
+                       step: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Web Mercator (x, y) of the pixel positions `cols` on every `step`-th of `rows` (the knot rows, returned
+    first): every `step`-th pixel is projected and the columns between them interpolated (the projection is
+    smooth: the error is far below a millimetre)."""
     knot_r = np.unique(np.r_[rows[::step], rows[-1]])
     knot_c = np.unique(np.r_[cols[::step], cols[-1]])
     cc, rr = np.meshgrid(knot_c, knot_r)
     xs, ys = transform @ (cc.ravel(), rr.ravel())
     mx, my = (np.asarray(v).reshape(cc.shape) for v in warp_transform(crs, WEB_MERCATOR, xs, ys))
-    return (_lerp(_lerp(mx, knot_c, cols, axis=1), knot_r, rows, axis=0),
-            _lerp(_lerp(my, knot_c, cols, axis=1), knot_r, rows, axis=0))
+    return knot_r, _lerp(mx, knot_c, cols, axis=1), _lerp(my, knot_c, cols, axis=1)
+
+
+def _rows_lerped(values: np.ndarray, knots: np.ndarray, targets: np.ndarray,
+                 index: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`index` of `values` (one row per knot) interpolated linearly onto the rows `targets` (as `_lerp`).
+
+    Between two knot rows a column whose two ends fall in the same tile stays in it, so only the columns where
+    they differ are interpolated pixel by pixel.
+    """
+    at_knots = index(values)
+    if len(knots) == 1:
+        return np.repeat(at_knots, len(targets), axis=0)
+    cell = np.clip(np.searchsorted(knots, targets) - 1, 0, len(knots) - 2)
+    t = (targets - knots[cell]) / (knots[cell + 1] - knots[cell])
+    out = np.empty((len(targets), values.shape[1]), dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    for r0, r1 in zip(starts.tolist(), np.r_[starts[1:], len(cell)].tolist(), strict=True):
+        j = cell[r0]
+        out[r0:r1] = at_knots[j]
+        mixed = np.flatnonzero(at_knots[j] != at_knots[j + 1])
+        if len(mixed):
+            a, b = values[j, mixed], values[j + 1, mixed]
+            out[r0:r1, mixed] = index(a + (b - a) * t[r0:r1, None])
+    return out
 
 
 class TileCounter:

@@ -59,17 +59,15 @@ def read_features(path: str | Path, dst_crs: CRS | None = None) -> Features:
     if (~keep).sum():
         log.warning("%s: skipped %d non-polygon or empty feature(s)", path, int((~keep).sum()))
     names = list(meta["fields"])
-    properties = [{n: _plain(field_data[j][i]) for j, n in enumerate(names)} for i in np.flatnonzero(keep)]
+    columns = [np.asarray(column)[keep].tolist() for column in field_data]  # numpy scalars -> Python values
+    properties = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)] if names else [
+        {} for _ in range(int(keep.sum()))]
     src_crs = _source_crs(meta.get("crs"), path)
     geoms = geoms[keep]
     if dst_crs is not None and src_crs != dst_crs:
         geoms = _reproject(geoms, src_crs, dst_crs, path)
     geoms = shapely.make_valid(geoms)
     return Features(geoms, properties, dst_crs or src_crs)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _source_crs(text: str | None, path: Path) -> CRS:

@@ -78,6 +78,11 @@ def render_page(title: str, payload: dict[str, Any]) -> str:
     return page.replace("{{TITLE}}", html.escape(title)).replace("{{DATA}}", _embed_json(payload))
 
 
+def _fields(item: ImageLayer | VectorLayer | ReviewItems) -> dict[str, Any]:
+    """The fields of a layer or item, sharing their values (`dataclasses.asdict` would deep-copy whole layers)."""
+    return {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
+
+
 def write_review_page(out_dir: str | Path, title: str, images: Sequence[ImageLayer], layers: Sequence[VectorLayer],
                       items: ReviewItems, provenance: dict[str, Any], name: str = "review.html") -> Path:
     """Write `out_dir`/`name` and its assets; the page works from file:// or any local web server, offline."""
@@ -87,9 +92,9 @@ def write_review_page(out_dir: str | Path, title: str, images: Sequence[ImageLay
         "title": title,
         "storage_key": f"{title}|{provenance.get('created_utc', '')}",
         "provenance": provenance,
-        "images": [{**dataclasses.asdict(i), "bounds": [list(i.bounds[0]), list(i.bounds[1])]} for i in images],
-        "layers": [dataclasses.asdict(layer) for layer in layers],
-        "items": {**dataclasses.asdict(items), "label_keys": list(items.label_keys)},
+        "images": [{**_fields(i), "bounds": [list(i.bounds[0]), list(i.bounds[1])]} for i in images],
+        "layers": [_fields(layer) for layer in layers],
+        "items": {**_fields(items), "label_keys": list(items.label_keys)},
     }
     path = out_dir / name
     path.write_text(render_page(title, payload), encoding="utf-8")
