@@ -27,7 +27,7 @@ import rasterio
 import torch
 
 from bench.common import git_revision, machine, replace_section
-from bench.pipeline_throughput import BANDS, SOURCES, train_tiny
+from bench.pipeline_throughput import BANDS, SOURCES, bench_predict, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "flink"
@@ -49,22 +49,6 @@ def megapixels(images: list[Path]) -> float:
         with rasterio.open(image) as src:
             total += src.width * src.height
     return total / 1e6
-
-
-def bench_predict(model: Path, images: list[Path], args: argparse.Namespace) -> float:
-    """Masks with plain batched `predict_raster`, model loaded once inside the timing."""
-    from landsight.predict import predict_raster
-    from landsight.predict.predictor import Predictor
-
-    out = OUT / "predict" / images[0].parent.name
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    start = time.perf_counter()
-    predictor = Predictor.load(model, "cpu")
-    for image in images:
-        predict_raster(predictor, image, out / image.name, args.overlap, args.batch_size, window=args.window,
-                       bands=BANDS)
-    return time.perf_counter() - start
 
 
 def bench_flink(model: Path, images: list[Path], args: argparse.Namespace, name: str, parallelism: int,
