@@ -11,6 +11,7 @@ import rasterio
 from rasterio.windows import Window
 
 from landsight.config import TrainConfig
+from landsight.errors import ConfigError
 from landsight.imagery.windows import Split, train_positions
 from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.labels.vectors import read_features, table_from_field
@@ -99,3 +100,21 @@ def test_class_positions_match_a_direct_count(tmp_path):
         expected = [j for j, (c0, r0, c1, r1) in enumerate(positions)
                     if ((mask[r0:r1, c0:c1] == value) & keep[r0:r1, c0:c1]).any()]
         assert by_class[k].tolist() == expected and expected
+
+
+def test_one_polygon_per_class_falls_back_to_blocks_and_polygons_need_ignored_background(tmp_path):
+    image, labels = NC / "landsat7-2000.tif", NC / "landcover-polygons.geojson"
+    collection = json.loads(labels.read_text())
+    firsts = {f["properties"]["label"]: f for f in reversed(collection["features"])}
+    single = tmp_path / "single.geojson"
+    single.write_text(json.dumps({**collection, "features": list(firsts.values())}))
+    with rasterio.open(image) as src:
+        table = table_from_field(read_features(single, src.crs), "label", background=False)
+    data = prepare_training_data([(str(image), str(single))], tmp_path / "w", table, "label", False,
+                                 TrainConfig(chip_size=64))
+    assert data.recipe["validation"] == "blocks" and data.pairs[0].val_mask is None
+    with rasterio.open(image) as src:
+        with_background = table_from_field(read_features(labels, src.crs), "label", background=True)
+    with pytest.raises(ConfigError, match="background"):
+        prepare_training_data([(str(image), str(labels))], tmp_path / "w2", with_background, "label", True,
+                              TrainConfig(chip_size=64, validation="polygons"))

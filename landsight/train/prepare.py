@@ -156,10 +156,13 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
             transform = src.transform
         mask = _mask_for(image, labels, work_dir, i, table, field, background)
         shares.append(labelled_share(mask, region))
-        validation = _validation(config, labels, shares[-1])
-        if validation == "polygons":
-            pair, split = _polygon_split(image, labels, work_dir, i, table, field, config, region, transform)
+        validation = _validation(config, labels, shares[-1], background)
+        held_out = (_polygon_split(image, labels, work_dir, i, table, field, background, config, region, transform)
+                    if validation == "polygons" else None)
+        if held_out is not None:
+            pair, split = held_out
         else:
+            validation = "blocks"
             pair = RasterPair(image, mask)
             split = blocked_split(region[2], region[3], config.chip_size, config.val_fraction, config.seed + i, region)
         raster_pairs.append(pair)
@@ -191,28 +194,35 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
     return TrainingData(raster_pairs, splits, positions, spec, normalization, table, sources, recipe, by_class)
 
 
-def _validation(config: TrainConfig, labels: str, share: float) -> str:
+def _validation(config: TrainConfig, labels: str, share: float, background: bool) -> str:
     """"blocks" or "polygons": as configured, or polygons for sparse vector labels."""
     vector = Path(labels).suffix.lower() not in (".tif", ".tiff", ".vrt")
     if config.validation == "polygons" and not vector:
         raise ConfigError(f"`validation` polygons needs vector labels, but {labels} is a raster mask; use blocks")
+    if config.validation == "polygons" and background:
+        raise ConfigError("`validation` polygons needs unlabelled pixels ignored (`background` False): a held-out "
+                          "polygon would otherwise train as background; use blocks")
     if config.validation != "auto":
         return config.validation
     return "polygons" if vector and share < SPARSE_SHARE and config.val_fraction > 0 else "blocks"
 
 
 def _polygon_split(image: str, labels: str, work_dir: Path, i: int, table: ClassTable, field: str | None,
-                   config: TrainConfig, region: Box, transform: Affine) -> tuple[RasterPair, Split]:
+                   background: bool, config: TrainConfig, region: Box,
+                   transform: Affine) -> tuple[RasterPair, Split] | None:
     """Hold out a share of each class's polygons: the training mask keeps the others, a second mask holds them,
-    and validation chips cover them."""
+    and validation chips cover them. None (validation by blocks) when `validation` is auto and no class has two
+    polygons."""
     with open_raster(image) as src:
         features = read_features(labels, src.crs)
     held_out = choose_validation_polygons(class_values(features, table, field), config.val_fraction, config.seed + i)
     if not held_out.any():
+        if config.validation == "auto":
+            log.info("%s: no class has two polygons to hold one out; validation by blocks", labels)
+            return None
         raise LabelError(f"{labels}: no class has two polygons, so none can be held out for validation; add "
                          "labels, or use `validation` blocks")
     mask, val_mask = work_dir / f"mask-{i}.tif", work_dir / f"mask-val-{i}.tif"
-    background = False  # sparse labels: unlabelled pixels are unknown, not background
     rasterize_labels(image, labels, mask, table, field, background, overwrite=True, select=~held_out)
     rasterize_labels(image, labels, val_mask, table, field, background, overwrite=True, select=held_out)
     log.info("%s: %d of %d polygons held out for validation", labels, int(held_out.sum()), len(held_out))
