@@ -49,6 +49,7 @@ def vertex_taskmanagers(master, job, name):
             ["taskmanagers"]}
 
 
+@pytest.mark.slow  # a cluster start, a model and 12 predicts: minutes on 2 cores, past the default suite's budget
 def test_cluster_with_two_taskmanagers_equals_predict(cluster, uninterrupted, expected, inputs):
     out, result, job = uninterrupted
     assert result.exit_code == 0, result.output
@@ -61,14 +62,14 @@ def test_cluster_with_two_taskmanagers_equals_predict(cluster, uninterrupted, ex
     assert not list(out.glob(".*.part*")) and not any((out / ".spill").iterdir())
 
 
-def test_flink_master_that_does_not_answer_is_refused(model, inputs, tmp_path):
+def test_flink_master_that_does_not_answer_is_refused(atlanta_model, atlanta_image, tmp_path):
     from landsight.pipeline.flink import check_master
     from landsight.pipeline.flink_cluster import free_ports
 
     with pytest.raises(ConfigError, match="`flink_master` must be HOST:PORT"):
         check_master("127.0.0.1")
     result = run("pipeline", "run", "--engine", "flink", "--flink-master", f"127.0.0.1:{free_ports(1)[0]}", "--input",
-                 inputs / "s20.tif", "--model", model, "-o", tmp_path / "out")
+                 atlanta_image, "--model", atlanta_model, "-o", tmp_path / "out")
     assert result.exit_code == 2 and "no Flink JobManager answers" in result.output
     assert "--flink-master" in result.output and not (tmp_path / "out").exists()
 
