@@ -237,7 +237,8 @@ def test_train_keeps_a_users_file_named_like_its_curves(tmp_path, atlanta_image,
 def test_class_weights_auto_come_from_the_training_pixels(tmp_path, nc_image, nc_labels):
     model = tmp_path / "m.pt"
     result = run("train", nc_image, nc_labels, "-o", model, "--class-field", "label", "--ignore-unlabelled",
-                 "--chip-size", "64", "--epochs", "1", "--chips-per-epoch", "8", "--class-weights", "auto")
+                 "--chip-size", "64", "--epochs", "1", "--chips-per-epoch", "8", "--class-weights", "auto",
+                 "--validation", "blocks")
     assert result.exit_code == 0, result.output
     mf = load_model_file(model)
     assert mf.training["config"]["class_weights"] == "auto"

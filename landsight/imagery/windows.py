@@ -98,6 +98,14 @@ class Split:
                 f"-> {len(self.val)} validation chip(s) of {self.chip} px")
 
 
+def check_chip_fits(region: Box, chip: int) -> None:
+    """Raise ConfigError when a `chip` x `chip` window does not fit in the pixel box `region`."""
+    col0, row0, col1, row1 = region
+    if chip > col1 - col0 or chip > row1 - row0:
+        raise ConfigError(f"chip size {chip} px is larger than the training area ({col1 - col0} x {row1 - row0} px); "
+                          f"pass `chip_size` {max(32, min(col1 - col0, row1 - row0) // 32 * 32)} or smaller")
+
+
 def blocked_split(width: int, height: int, chip: int, val_fraction: float, seed: int = 0,
                   region: Box | None = None) -> Split:
     """Choose validation blocks of `chip` x `chip` px at random (seeded) until `val_fraction` of the region.
@@ -107,10 +115,8 @@ def blocked_split(width: int, height: int, chip: int, val_fraction: float, seed:
     linearly with the number of blocks.
     """
     region = region or (0, 0, width, height)
+    check_chip_fits(region, chip)
     col0, row0, col1, row1 = region
-    if chip > col1 - col0 or chip > row1 - row0:
-        raise ConfigError(f"chip size {chip} px is larger than the training area ({col1 - col0} x {row1 - row0} px); "
-                          f"pass `chip_size` {max(32, min(col1 - col0, row1 - row0) // 32 * 32)} or smaller")
     per_row = (col1 - col0) // chip
     n_blocks = per_row * ((row1 - row0) // chip)
     order = list(range(n_blocks))  # block numbers, row-major: shuffled exactly as the blocks themselves would be

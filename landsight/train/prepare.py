@@ -36,6 +36,7 @@ from landsight.imagery.windows import (
     block_windows,
     blocked_split,
     box_window,
+    check_chip_fits,
     sliding_windows,
     train_positions,
 )
@@ -154,6 +155,7 @@ def prepare_training_data(pairs: Sequence[tuple[str, str]], work_dir: Path, tabl
             spec = spec or this_spec
             region = pixel_region(bounds, src) or (0, 0, src.width, src.height)
             transform = src.transform
+        check_chip_fits(region, config.chip_size)
         mask = _mask_for(image, labels, work_dir, i, table, field, background)
         shares.append(labelled_share(mask, region))
         validation = _validation(config, labels, shares[-1], background)
