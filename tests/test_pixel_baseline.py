@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from rasterio.windows import Window
 
 from landsight.config import TrainConfig
-from landsight.labels.classes import ClassTable
+from landsight.imagery.bands import read_bands
+from landsight.labels.classes import IGNORE_VALUE, ClassTable
 from landsight.models.model_file import load_model_file
 from landsight.models.registry import PIXEL_FOREST
 from landsight.train.baseline import PIXELS_PER_CLASS, fit_pixel_forest, sample_training_pixels, to_module
@@ -28,7 +30,7 @@ def nc_data(tmp_path_factory):
     table = ClassTable.from_names(names, background=False)
     work = tmp_path_factory.mktemp("nc") / "work"
     return prepare_training_data([(str(DATA / "nc-landcover" / "landsat7-2000.tif"), str(labels))], work, table,
-                                 "label", False, TrainConfig(chip_size=64))
+                                 "label", False, TrainConfig(chip_size=64, validation="blocks"))
 
 
 def test_forest_module_matches_scikit_learn(nc_data):
@@ -46,7 +48,14 @@ def test_forest_module_matches_scikit_learn(nc_data):
 def test_training_pixels_are_every_labelled_pixel_outside_validation(nc_data):
     _, y = sample_training_pixels(nc_data, 64, seed=0)
     assert max(nc_data.class_pixels) < PIXELS_PER_CLASS  # so nothing is subsampled here
-    assert np.bincount(y, minlength=len(nc_data.classes)).tolist() == nc_data.class_pixels
+    pair, split = nc_data.pairs[0], nc_data.splits[0]
+    with rasterio.open(pair.image) as src, rasterio.open(pair.mask) as mask:
+        whole = Window(0, 0, src.width, src.height)
+        _, valid = read_bands(src, whole, nc_data.bands)
+        channels = nc_data.classes.index_lut()[mask.read(1)]
+    keep = valid.any(axis=0) & split.outside_validation(whole) & (channels != IGNORE_VALUE)
+    expected = np.bincount(channels[keep], minlength=len(nc_data.classes)).tolist()  # pixels with no band left out
+    assert np.bincount(y, minlength=len(nc_data.classes)).tolist() == expected
 
 
 def test_baseline_is_deterministic(nc_data):

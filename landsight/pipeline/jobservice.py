@@ -28,8 +28,8 @@ JOB_SERVICE_MODULE = "apache_beam.runners.portability.local_job_service_main"
 
 def job_service_command(port_file: Path, staging_dir: Path, port: int = 0) -> list[str]:
     """The command that starts Beam's job service on `port` (0: any free one, written to `port_file`)."""
-    return [sys.executable, "-m", JOB_SERVICE_MODULE, "--port", str(port), "--port_file", str(port_file),
-            "--staging_dir", str(staging_dir)]
+    return [sys.executable, "-m", JOB_SERVICE_MODULE, f"--port={port}", f"--port_file={port_file}",
+            f"--staging_dir={staging_dir}"]
 
 
 @contextlib.contextmanager
